@@ -1,0 +1,426 @@
+//! Flag and constant values of the x86_64 Linux ABI, grouped by the call that takes them.
+
+/// open(2) / openat(2) flags.
+pub mod open {
+    pub const O_ACCMODE: u32 = 0o3;
+    pub const O_RDONLY: u32 = 0o0;
+    pub const O_WRONLY: u32 = 0o1;
+    pub const O_RDWR: u32 = 0o2;
+    pub const O_CREAT: u32 = 0o100;
+    pub const O_EXCL: u32 = 0o200;
+    pub const O_NOCTTY: u32 = 0o400;
+    pub const O_TRUNC: u32 = 0o1000;
+    pub const O_APPEND: u32 = 0o2000;
+    pub const O_NONBLOCK: u32 = 0o4000;
+    pub const O_DSYNC: u32 = 0o10000;
+    pub const O_ASYNC: u32 = 0o20000;
+    pub const O_DIRECT: u32 = 0o40000;
+    pub const O_LARGEFILE: u32 = 0o100000;
+    pub const O_DIRECTORY: u32 = 0o200000;
+    pub const O_NOFOLLOW: u32 = 0o400000;
+    pub const O_NOATIME: u32 = 0o1000000;
+    pub const O_CLOEXEC: u32 = 0o2000000;
+    pub const O_SYNC: u32 = 0o4010000;
+    pub const O_PATH: u32 = 0o10000000;
+    pub const O_TMPFILE: u32 = 0o20200000;
+}
+
+/// `*at()` flags and the special directory fd.
+pub mod at {
+    pub const AT_FDCWD: i32 = -100;
+    pub const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
+    pub const AT_REMOVEDIR: u32 = 0x200;
+    pub const AT_EACCESS: u32 = 0x200;
+    pub const AT_SYMLINK_FOLLOW: u32 = 0x400;
+    pub const AT_NO_AUTOMOUNT: u32 = 0x800;
+    pub const AT_EMPTY_PATH: u32 = 0x1000;
+    pub const AT_STATX_SYNC_TYPE: u32 = 0x6000;
+}
+
+/// File type and permission bits of `st_mode`.
+pub mod mode {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFSOCK: u32 = 0o140000;
+    pub const S_IFLNK: u32 = 0o120000;
+    pub const S_IFREG: u32 = 0o100000;
+    pub const S_IFBLK: u32 = 0o060000;
+    pub const S_IFDIR: u32 = 0o040000;
+    pub const S_IFCHR: u32 = 0o020000;
+    pub const S_IFIFO: u32 = 0o010000;
+    pub const S_ISUID: u32 = 0o4000;
+    pub const S_ISGID: u32 = 0o2000;
+    pub const S_ISVTX: u32 = 0o1000;
+}
+
+/// `d_type` values of `linux_dirent64`.
+pub mod dirent {
+    pub const DT_UNKNOWN: u8 = 0;
+    pub const DT_FIFO: u8 = 1;
+    pub const DT_CHR: u8 = 2;
+    pub const DT_DIR: u8 = 4;
+    pub const DT_BLK: u8 = 6;
+    pub const DT_REG: u8 = 8;
+    pub const DT_LNK: u8 = 10;
+    pub const DT_SOCK: u8 = 12;
+
+    /// The `d_type` for a `st_mode`.
+    pub fn from_mode(mode: u32) -> u8 {
+        ((mode & super::mode::S_IFMT) >> 12) as u8
+    }
+}
+
+/// lseek(2) whence.
+pub mod seek {
+    pub const SEEK_SET: u32 = 0;
+    pub const SEEK_CUR: u32 = 1;
+    pub const SEEK_END: u32 = 2;
+    pub const SEEK_DATA: u32 = 3;
+    pub const SEEK_HOLE: u32 = 4;
+}
+
+/// statx(2) mask bits.
+pub mod statx {
+    pub const STATX_TYPE: u32 = 0x1;
+    pub const STATX_MODE: u32 = 0x2;
+    pub const STATX_NLINK: u32 = 0x4;
+    pub const STATX_UID: u32 = 0x8;
+    pub const STATX_GID: u32 = 0x10;
+    pub const STATX_ATIME: u32 = 0x20;
+    pub const STATX_MTIME: u32 = 0x40;
+    pub const STATX_CTIME: u32 = 0x80;
+    pub const STATX_INO: u32 = 0x100;
+    pub const STATX_SIZE: u32 = 0x200;
+    pub const STATX_BLOCKS: u32 = 0x400;
+    pub const STATX_BASIC_STATS: u32 = 0x7ff;
+    pub const STATX_BTIME: u32 = 0x800;
+    pub const STATX_MNT_ID: u32 = 0x1000;
+}
+
+/// fcntl(2) commands and fd flags.
+pub mod fcntl {
+    pub const F_DUPFD: u32 = 0;
+    pub const F_GETFD: u32 = 1;
+    pub const F_SETFD: u32 = 2;
+    pub const F_GETFL: u32 = 3;
+    pub const F_SETFL: u32 = 4;
+    pub const F_GETLK: u32 = 5;
+    pub const F_SETLK: u32 = 6;
+    pub const F_SETLKW: u32 = 7;
+    pub const F_SETOWN: u32 = 8;
+    pub const F_GETOWN: u32 = 9;
+    pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    pub const F_SETPIPE_SZ: u32 = 1031;
+    pub const F_GETPIPE_SZ: u32 = 1032;
+    pub const FD_CLOEXEC: u32 = 1;
+}
+
+/// mmap(2), mprotect(2), madvise(2) and msync(2) values.
+pub mod mman {
+    pub const PROT_NONE: u32 = 0;
+    pub const PROT_READ: u32 = 1;
+    pub const PROT_WRITE: u32 = 2;
+    pub const PROT_EXEC: u32 = 4;
+    pub const PROT_GROWSDOWN: u32 = 0x0100_0000;
+    pub const PROT_GROWSUP: u32 = 0x0200_0000;
+    pub const MAP_SHARED: u32 = 0x01;
+    pub const MAP_PRIVATE: u32 = 0x02;
+    pub const MAP_SHARED_VALIDATE: u32 = 0x03;
+    pub const MAP_TYPE: u32 = 0x0f;
+    pub const MAP_FIXED: u32 = 0x10;
+    pub const MAP_ANONYMOUS: u32 = 0x20;
+    pub const MAP_32BIT: u32 = 0x40;
+    pub const MAP_GROWSDOWN: u32 = 0x0100;
+    pub const MAP_DENYWRITE: u32 = 0x0800;
+    pub const MAP_EXECUTABLE: u32 = 0x1000;
+    pub const MAP_LOCKED: u32 = 0x2000;
+    pub const MAP_NORESERVE: u32 = 0x4000;
+    pub const MAP_POPULATE: u32 = 0x8000;
+    pub const MAP_NONBLOCK: u32 = 0x10000;
+    pub const MAP_STACK: u32 = 0x20000;
+    pub const MAP_HUGETLB: u32 = 0x40000;
+    pub const MAP_SYNC: u32 = 0x80000;
+    pub const MAP_FIXED_NOREPLACE: u32 = 0x100000;
+    pub const MREMAP_MAYMOVE: u32 = 1;
+    pub const MREMAP_FIXED: u32 = 2;
+    pub const MREMAP_DONTUNMAP: u32 = 4;
+    pub const MADV_NORMAL: u32 = 0;
+    pub const MADV_RANDOM: u32 = 1;
+    pub const MADV_SEQUENTIAL: u32 = 2;
+    pub const MADV_WILLNEED: u32 = 3;
+    pub const MADV_DONTNEED: u32 = 4;
+    pub const MADV_FREE: u32 = 8;
+    pub const MADV_REMOVE: u32 = 9;
+    pub const MADV_DONTFORK: u32 = 10;
+    pub const MADV_DOFORK: u32 = 11;
+    pub const MADV_HUGEPAGE: u32 = 14;
+    pub const MADV_NOHUGEPAGE: u32 = 15;
+    pub const MS_ASYNC: u32 = 1;
+    pub const MS_INVALIDATE: u32 = 2;
+    pub const MS_SYNC: u32 = 4;
+}
+
+/// Clock ids.
+pub mod clock {
+    pub const CLOCK_REALTIME: i32 = 0;
+    pub const CLOCK_MONOTONIC: i32 = 1;
+    pub const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    pub const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    pub const CLOCK_MONOTONIC_RAW: i32 = 4;
+    pub const CLOCK_REALTIME_COARSE: i32 = 5;
+    pub const CLOCK_MONOTONIC_COARSE: i32 = 6;
+    pub const CLOCK_BOOTTIME: i32 = 7;
+    pub const CLOCK_REALTIME_ALARM: i32 = 8;
+    pub const CLOCK_BOOTTIME_ALARM: i32 = 9;
+    pub const CLOCK_TAI: i32 = 11;
+    pub const TIMER_ABSTIME: u32 = 1;
+}
+
+/// arch_prctl(2) codes.
+pub mod arch_prctl {
+    pub const ARCH_SET_GS: u32 = 0x1001;
+    pub const ARCH_SET_FS: u32 = 0x1002;
+    pub const ARCH_GET_FS: u32 = 0x1003;
+    pub const ARCH_GET_GS: u32 = 0x1004;
+    pub const ARCH_GET_CPUID: u32 = 0x1011;
+    pub const ARCH_SET_CPUID: u32 = 0x1012;
+}
+
+/// prctl(2) options used so far.
+pub mod prctl {
+    pub const PR_SET_PDEATHSIG: u32 = 1;
+    pub const PR_GET_PDEATHSIG: u32 = 2;
+    pub const PR_GET_DUMPABLE: u32 = 3;
+    pub const PR_SET_DUMPABLE: u32 = 4;
+    pub const PR_GET_KEEPCAPS: u32 = 7;
+    pub const PR_SET_KEEPCAPS: u32 = 8;
+    pub const PR_SET_NAME: u32 = 15;
+    pub const PR_GET_NAME: u32 = 16;
+    pub const PR_CAPBSET_READ: u32 = 23;
+    pub const PR_SET_CHILD_SUBREAPER: u32 = 36;
+    pub const PR_GET_CHILD_SUBREAPER: u32 = 37;
+    pub const PR_SET_NO_NEW_PRIVS: u32 = 38;
+    pub const PR_GET_NO_NEW_PRIVS: u32 = 39;
+    pub const PR_SET_VMA: u32 = 0x53564d41;
+}
+
+/// Resources of getrlimit(2)/prlimit64(2).
+pub mod rlimit {
+    pub const RLIMIT_CPU: u32 = 0;
+    pub const RLIMIT_FSIZE: u32 = 1;
+    pub const RLIMIT_DATA: u32 = 2;
+    pub const RLIMIT_STACK: u32 = 3;
+    pub const RLIMIT_CORE: u32 = 4;
+    pub const RLIMIT_RSS: u32 = 5;
+    pub const RLIMIT_NPROC: u32 = 6;
+    pub const RLIMIT_NOFILE: u32 = 7;
+    pub const RLIMIT_MEMLOCK: u32 = 8;
+    pub const RLIMIT_AS: u32 = 9;
+    pub const RLIMIT_LOCKS: u32 = 10;
+    pub const RLIMIT_SIGPENDING: u32 = 11;
+    pub const RLIMIT_MSGQUEUE: u32 = 12;
+    pub const RLIMIT_NICE: u32 = 13;
+    pub const RLIMIT_RTPRIO: u32 = 14;
+    pub const RLIMIT_RTTIME: u32 = 15;
+    pub const RLIM_NLIMITS: usize = 16;
+    pub const RLIM_INFINITY: u64 = u64::MAX;
+}
+
+/// Signal numbers, sigaction flags and sigprocmask operations.
+pub mod signal {
+    pub const SIGHUP: u32 = 1;
+    pub const SIGINT: u32 = 2;
+    pub const SIGQUIT: u32 = 3;
+    pub const SIGILL: u32 = 4;
+    pub const SIGTRAP: u32 = 5;
+    pub const SIGABRT: u32 = 6;
+    pub const SIGBUS: u32 = 7;
+    pub const SIGFPE: u32 = 8;
+    pub const SIGKILL: u32 = 9;
+    pub const SIGUSR1: u32 = 10;
+    pub const SIGSEGV: u32 = 11;
+    pub const SIGUSR2: u32 = 12;
+    pub const SIGPIPE: u32 = 13;
+    pub const SIGALRM: u32 = 14;
+    pub const SIGTERM: u32 = 15;
+    pub const SIGSTKFLT: u32 = 16;
+    pub const SIGCHLD: u32 = 17;
+    pub const SIGCONT: u32 = 18;
+    pub const SIGSTOP: u32 = 19;
+    pub const SIGTSTP: u32 = 20;
+    pub const SIGTTIN: u32 = 21;
+    pub const SIGTTOU: u32 = 22;
+    pub const SIGURG: u32 = 23;
+    pub const SIGXCPU: u32 = 24;
+    pub const SIGXFSZ: u32 = 25;
+    pub const SIGVTALRM: u32 = 26;
+    pub const SIGPROF: u32 = 27;
+    pub const SIGWINCH: u32 = 28;
+    pub const SIGIO: u32 = 29;
+    pub const SIGPWR: u32 = 30;
+    pub const SIGSYS: u32 = 31;
+    pub const SIGRTMIN: u32 = 32;
+    pub const SIGRTMAX: u32 = 64;
+    pub const NSIG: u32 = 64;
+
+    pub const SIG_DFL: u64 = 0;
+    pub const SIG_IGN: u64 = 1;
+    pub const SIG_BLOCK: u32 = 0;
+    pub const SIG_UNBLOCK: u32 = 1;
+    pub const SIG_SETMASK: u32 = 2;
+
+    pub const SA_NOCLDSTOP: u64 = 0x0000_0001;
+    pub const SA_NOCLDWAIT: u64 = 0x0000_0002;
+    pub const SA_SIGINFO: u64 = 0x0000_0004;
+    pub const SA_RESTORER: u64 = 0x0400_0000;
+    pub const SA_ONSTACK: u64 = 0x0800_0000;
+    pub const SA_RESTART: u64 = 0x1000_0000;
+    pub const SA_NODEFER: u64 = 0x4000_0000;
+    pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+    pub const SS_ONSTACK: i32 = 1;
+    pub const SS_DISABLE: i32 = 2;
+    pub const MINSIGSTKSZ: u64 = 2048;
+
+    pub const SEGV_MAPERR: i32 = 1;
+    pub const SEGV_ACCERR: i32 = 2;
+    pub const BUS_ADRERR: i32 = 2;
+    pub const SI_USER: i32 = 0;
+    pub const SI_KERNEL: i32 = 0x80;
+    pub const SI_TKILL: i32 = -6;
+
+    /// The conventional name (`"SIGTERM"`) of signal `sig`.
+    pub fn name(sig: u32) -> Option<&'static str> {
+        const NAMES: [&str; 31] = [
+            "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+            "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM",
+            "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU",
+            "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO",
+            "SIGPWR", "SIGSYS",
+        ];
+        NAMES.get((sig as usize).checked_sub(1)?).copied()
+    }
+}
+
+/// ioctl(2) requests on terminals and files.
+pub mod ioctl {
+    pub const TCGETS: u32 = 0x5401;
+    pub const TCSETS: u32 = 0x5402;
+    pub const TCSETSW: u32 = 0x5403;
+    pub const TCSETSF: u32 = 0x5404;
+    pub const TCFLSH: u32 = 0x540B;
+    pub const TIOCSCTTY: u32 = 0x540E;
+    pub const TIOCGPGRP: u32 = 0x540F;
+    pub const TIOCSPGRP: u32 = 0x5410;
+    pub const TIOCOUTQ: u32 = 0x5411;
+    pub const TIOCGWINSZ: u32 = 0x5413;
+    pub const TIOCSWINSZ: u32 = 0x5414;
+    pub const FIONREAD: u32 = 0x541B;
+    pub const TIOCNOTTY: u32 = 0x5422;
+    pub const TIOCGSID: u32 = 0x5429;
+    pub const TIOCGPTN: u32 = 0x8004_5430;
+    pub const TIOCSPTLCK: u32 = 0x4004_5431;
+    pub const FIONCLEX: u32 = 0x5450;
+    pub const FIOCLEX: u32 = 0x5451;
+    pub const FIONBIO: u32 = 0x5421;
+    pub const FIOASYNC: u32 = 0x5452;
+}
+
+/// ELF auxiliary vector keys.
+pub mod auxv {
+    pub const AT_NULL: u64 = 0;
+    pub const AT_IGNORE: u64 = 1;
+    pub const AT_EXECFD: u64 = 2;
+    pub const AT_PHDR: u64 = 3;
+    pub const AT_PHENT: u64 = 4;
+    pub const AT_PHNUM: u64 = 5;
+    pub const AT_PAGESZ: u64 = 6;
+    pub const AT_BASE: u64 = 7;
+    pub const AT_FLAGS: u64 = 8;
+    pub const AT_ENTRY: u64 = 9;
+    pub const AT_NOTELF: u64 = 10;
+    pub const AT_UID: u64 = 11;
+    pub const AT_EUID: u64 = 12;
+    pub const AT_GID: u64 = 13;
+    pub const AT_EGID: u64 = 14;
+    pub const AT_PLATFORM: u64 = 15;
+    pub const AT_HWCAP: u64 = 16;
+    pub const AT_CLKTCK: u64 = 17;
+    pub const AT_SECURE: u64 = 23;
+    pub const AT_BASE_PLATFORM: u64 = 24;
+    pub const AT_RANDOM: u64 = 25;
+    pub const AT_HWCAP2: u64 = 26;
+    pub const AT_EXECFN: u64 = 31;
+    pub const AT_SYSINFO_EHDR: u64 = 33;
+    pub const AT_MINSIGSTKSZ: u64 = 51;
+}
+
+/// getrandom(2) flags.
+pub mod random {
+    pub const GRND_NONBLOCK: u32 = 1;
+    pub const GRND_RANDOM: u32 = 2;
+    pub const GRND_INSECURE: u32 = 4;
+}
+
+/// clone(2) flags.
+pub mod clone {
+    pub const CSIGNAL: u64 = 0xff;
+    pub const CLONE_VM: u64 = 0x100;
+    pub const CLONE_FS: u64 = 0x200;
+    pub const CLONE_FILES: u64 = 0x400;
+    pub const CLONE_SIGHAND: u64 = 0x800;
+    pub const CLONE_PIDFD: u64 = 0x1000;
+    pub const CLONE_PTRACE: u64 = 0x2000;
+    pub const CLONE_VFORK: u64 = 0x4000;
+    pub const CLONE_PARENT: u64 = 0x8000;
+    pub const CLONE_THREAD: u64 = 0x10000;
+    pub const CLONE_NEWNS: u64 = 0x20000;
+    pub const CLONE_SYSVSEM: u64 = 0x40000;
+    pub const CLONE_SETTLS: u64 = 0x80000;
+    pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+    pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+    pub const CLONE_DETACHED: u64 = 0x400000;
+    pub const CLONE_UNTRACED: u64 = 0x800000;
+    pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+    pub const CLONE_NEWCGROUP: u64 = 0x2000000;
+    pub const CLONE_NEWUTS: u64 = 0x4000000;
+    pub const CLONE_NEWIPC: u64 = 0x8000000;
+    pub const CLONE_NEWUSER: u64 = 0x10000000;
+    pub const CLONE_NEWPID: u64 = 0x20000000;
+    pub const CLONE_NEWNET: u64 = 0x40000000;
+    pub const CLONE_IO: u64 = 0x80000000;
+}
+
+/// wait4(2)/waitid(2) options.
+pub mod wait {
+    pub const WNOHANG: u32 = 1;
+    pub const WUNTRACED: u32 = 2;
+    pub const WSTOPPED: u32 = 2;
+    pub const WEXITED: u32 = 4;
+    pub const WCONTINUED: u32 = 8;
+    pub const WNOWAIT: u32 = 0x0100_0000;
+    pub const WNOTHREAD: u32 = 0x2000_0000;
+    pub const WALL: u32 = 0x4000_0000;
+    pub const WCLONE: u32 = 0x8000_0000;
+}
+
+/// Filesystem magic numbers of statfs(2).
+pub mod fsmagic {
+    pub const TMPFS_MAGIC: i64 = 0x0102_1994;
+    pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    pub const SYSFS_MAGIC: i64 = 0x6265_6572;
+    pub const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+    pub const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    pub const V9FS_MAGIC: i64 = 0x0102_1997;
+}
+
+/// Limits.
+pub mod limits {
+    pub const PATH_MAX: usize = 4096;
+    pub const NAME_MAX: usize = 255;
+    pub const PIPE_BUF: usize = 4096;
+    pub const IOV_MAX: usize = 1024;
+    pub const MAX_ARG_STRLEN: usize = 32 * 4096;
+    pub const MAX_RW_COUNT: usize = 0x7fff_f000;
+    pub const SYMLOOP_MAX: u32 = 40;
+    pub const PAGE_SIZE: u64 = 4096;
+}
