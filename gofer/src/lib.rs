@@ -1,1 +1,27 @@
-//! placeholder
+//! The gofer: a separate process that serves one directory tree (the container root) to the
+//! sentry, and the client the sentry uses to talk to it.
+//!
+//! The sentry opens no host path itself. It asks the gofer for metadata and for host file
+//! descriptors (donated with `SCM_RIGHTS`), then reads and writes the files directly. See
+//! [`protocol`] for the wire format, [`server::serve`] for the gofer side and
+//! [`client::GoferClient`] for the sentry side.
+
+pub mod client;
+pub mod error;
+mod framing;
+mod host;
+pub mod protocol;
+pub mod server;
+
+pub use client::GoferClient;
+pub use error::GoferError;
+pub use protocol::{DirEntry, Fid};
+pub use server::{serve, ServerOptions};
+
+use std::os::fd::OwnedFd;
+
+/// A connected pair of close-on-exec `SOCK_SEQPACKET` unix sockets: one end for
+/// [`serve`], the other for [`GoferClient::new`].
+pub fn socketpair() -> Result<(OwnedFd, OwnedFd), GoferError> {
+    Ok(framing::socketpair()?)
+}

@@ -270,6 +270,7 @@ impl Errno {
     /// Aliases.
     pub const EWOULDBLOCK: Errno = Errno::EAGAIN;
     pub const EDEADLOCK: Errno = Errno::EDEADLK;
+    pub const ENOTSUP: Errno = Errno::EOPNOTSUPP;
     /// Kernel-internal: restart the syscall if the signal handler has SA_RESTART.
     pub const ERESTARTSYS: Errno = Errno(512);
     /// Kernel-internal: always restart the syscall after the signal.
