@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests need (if missing), builds the workspace and runs every test:
+# the unit tests of all crates and the integration tests in tests/ (which run programs
+# natively and in rvisor and compare). Works as root without a terminal (CI=true).
+set -euo pipefail
+cd "$(dirname "$0")"
+export DEBIAN_FRONTEND=noninteractive
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# gcc + libc6-dev build the static C test programs; busybox-static provides /bin/busybox
+# and /usr/share/doc/busybox-static, which the tests read. (runsc is only for the bench.)
+missing=()
+command -v gcc >/dev/null || missing+=(gcc)
+installed libc6-dev || missing+=(libc6-dev)
+installed busybox-static || missing+=(busybox-static)
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "test.sh: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust (rustup)" >&2; exit 1; }
+
+# The integration tests run target/release/rvisor, which `cargo test` does not build.
+cargo build --release --workspace
+cargo test --release --workspace --no-fail-fast
