@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod boot;
+pub mod gofer;
+pub mod help;
+pub mod run_do;

@@ -1,0 +1,108 @@
+//! `rvisor do`: run a command in a fresh sandbox over the host's root (read-only) or a
+//! given root directory, without an OCI bundle.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+
+use anyhow::{bail, Context};
+use rvisor_sentry::boot::BootSpec;
+
+use crate::spawn::{global_args, inherit_fds, self_command};
+
+#[derive(Debug, clap::Args)]
+pub struct DoArgs {
+    /// Root directory of the sandbox (default: the host's /, read-only).
+    #[arg(long)]
+    rootfs: Option<String>,
+    /// Working directory inside the sandbox (default: the current directory when the root
+    /// is the host's, else /).
+    #[arg(long)]
+    cwd: Option<String>,
+    /// Let the sandbox write to its root directory.
+    #[arg(long)]
+    writable: bool,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn open_dir(path: &str) -> anyhow::Result<OwnedFd> {
+    let dir = std::fs::File::open(path).with_context(|| format!("do: rootfs {path}"))?;
+    if !dir.metadata().with_context(|| format!("do: rootfs {path}"))?.is_dir() {
+        bail!("do: rootfs {path}: not a directory");
+    }
+    Ok(dir.into())
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}
+
+pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
+    crate::logging::init(g, "do");
+    if args.command.is_empty() {
+        eprintln!("rvisor: do: no command given (usage: rvisor do [FLAGS] CMD [ARGS...])");
+        return Ok(2);
+    }
+    if g.platform != "ptrace" {
+        bail!("do: platform {:?} is not available; use --platform=ptrace", g.platform);
+    }
+    let rootfs = args.rootfs.clone().unwrap_or_else(|| "/".into());
+    let root = open_dir(&rootfs)?;
+    let cwd = match (&args.cwd, &args.rootfs) {
+        (Some(c), _) => c.clone(),
+        (None, None) => std::env::current_dir().ok().and_then(|p| p.to_str().map(String::from)).unwrap_or_else(|| "/".into()),
+        (None, Some(_)) => "/".into(),
+    };
+    let spec = BootSpec {
+        args: args.command.clone(),
+        env: std::env::vars_os().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect(),
+        cwd,
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        additional_gids: Vec::new(),
+        hostname: hostname(),
+        kernel_release: g.kernel_release.clone(),
+        root_read_only: !args.writable,
+    };
+
+    let (sentry_end, gofer_end) = rvisor_gofer::socketpair().context("do: gofer socket")?;
+
+    let mut gofer = self_command()?;
+    gofer.args(global_args(g)).arg("gofer");
+    gofer.arg(format!("--root-fd={}", std::os::fd::AsRawFd::as_raw_fd(&root)));
+    gofer.arg(format!("--sock-fd={}", std::os::fd::AsRawFd::as_raw_fd(&gofer_end)));
+    if !args.writable {
+        gofer.arg("--read-only");
+    }
+    gofer.stdin(std::process::Stdio::null());
+    inherit_fds(&mut gofer, &[root.as_fd(), gofer_end.as_fd()]);
+    let mut gofer_child = gofer.spawn().context("do: starting the gofer")?;
+    drop(gofer_end);
+    drop(root);
+
+    let mut boot = self_command()?;
+    boot.args(global_args(g)).arg("boot");
+    boot.arg(format!("--gofer-fd={}", std::os::fd::AsRawFd::as_raw_fd(&sentry_end)));
+    boot.arg(format!("--spec={}", serde_json::to_string(&spec)?));
+    inherit_fds(&mut boot, &[sentry_end.as_fd()]);
+    let boot_child = boot.spawn();
+    drop(sentry_end);
+    let mut boot_child = match boot_child {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = gofer_child.kill();
+            let _ = gofer_child.wait();
+            return Err(e).context("do: starting the sandbox");
+        }
+    };
+    let status = boot_child.wait().context("do: waiting for the sandbox")?;
+    // The gofer ends when the sandbox's end of the connection closes.
+    let _ = gofer_child.wait();
+    if let Some(code) = status.code() {
+        return Ok(code);
+    }
+    let sig = status.signal().unwrap_or(0);
+    eprintln!("rvisor: the sandbox process died of signal {sig}");
+    Ok(128 + sig)
+}

@@ -1,0 +1,35 @@
+//! Log setup: per-process files under `--debug-log`, otherwise errors only on stderr (the
+//! guest's stderr is the user's, so the sandbox stays quiet there).
+
+use std::fs::OpenOptions;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::GlobalFlags;
+
+/// Installs the global subscriber for a process playing `role` ("do", "boot", "gofer").
+pub fn init(g: &GlobalFlags, role: &str) {
+    let default_level = if g.debug { "debug" } else { "info" };
+    let filter = || EnvFilter::try_from_env("RVISOR_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let json = g.log_format == "json";
+    if let Some(dir) = &g.debug_log {
+        let _ = std::fs::create_dir_all(dir);
+        let path = format!("{}/rvisor.{}.{}.log", dir.trim_end_matches('/'), role, std::process::id());
+        if let Ok(file) = OpenOptions::new().create(true).append(true).open(&path) {
+            let b = tracing_subscriber::fmt().with_env_filter(filter()).with_ansi(false).with_writer(std::sync::Mutex::new(file));
+            let _ = if json { b.json().try_init() } else { b.try_init() };
+            return;
+        }
+    }
+    if let Some(path) = g.log.as_ref().filter(|_| role == "do") {
+        if let Ok(file) = OpenOptions::new().create(true).append(true).open(path) {
+            let b = tracing_subscriber::fmt().with_env_filter(filter()).with_ansi(false).with_writer(std::sync::Mutex::new(file));
+            let _ = if json { b.json().try_init() } else { b.try_init() };
+            return;
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("RVISOR_LOG").unwrap_or_else(|_| EnvFilter::new("error")))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

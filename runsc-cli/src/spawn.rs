@@ -1,0 +1,40 @@
+//! Starting rvisor's own helper processes with specific fds passed down.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// A command that re-executes this binary.
+pub fn self_command() -> std::io::Result<Command> {
+    Ok(Command::new(std::env::current_exe()?))
+}
+
+/// Makes `fds` survive the exec of `cmd` (at their current numbers, which the caller passes
+/// on the command line).
+pub fn inherit_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>]) {
+    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the closure runs in the forked child before exec and only calls fcntl, which
+    // is async-signal-safe; it allocates nothing (the Vec was built before fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &raw {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Global flags a child process must see too.
+pub fn global_args(g: &crate::GlobalFlags) -> Vec<String> {
+    let mut v = vec![format!("--platform={}", g.platform), format!("--log-format={}", g.log_format)];
+    if g.debug {
+        v.push("--debug".into());
+    }
+    if let Some(d) = &g.debug_log {
+        v.push(format!("--debug-log={d}"));
+    }
+    v
+}

@@ -1,0 +1,159 @@
+//! Starting a sandbox: the memory file, the platform, the root filesystem from the gofer,
+//! and the first process.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use rvisor_gofer::GoferClient;
+use rvisor_platform::ptrace::PtracePlatform;
+use rvisor_platform::Platform;
+use rvisor_syscalls::flags::open::O_ACCMODE;
+use rvisor_syscalls::Errno;
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::exec::{find_executable, initial_regs, load_image};
+use crate::kernel::fdtable::FdTable;
+use crate::kernel::signal::SignalState;
+use crate::kernel::task::{default_rlimits, Creds, ExitStatus, FsContext};
+use crate::kernel::{run, Kernel, Task, UtsInfo};
+use crate::mm::MemoryFile;
+use crate::vfs::gofer::GoferInode;
+use crate::vfs::host::HostStream;
+use crate::vfs::{Dentry, FileDescription, Lookup, Vfs};
+
+/// What the sandbox runs and how it presents itself. Passed from the CLI to `rvisor boot`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BootSpec {
+    /// argv of the first process; argv[0] is looked up in PATH when it has no `/`.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    pub hostname: String,
+    pub kernel_release: String,
+    /// Whether the root filesystem is mounted read-only.
+    pub root_read_only: bool,
+}
+
+/// Failures of starting the sandbox, each a clear message for a person.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("no command given")]
+    NoCommand,
+    #[error("{path}: {errno}")]
+    Exec { path: String, errno: Errno },
+    #[error("cannot create the memory file: {0}")]
+    Memory(#[from] crate::mm::MmError),
+    #[error("platform: {0}")]
+    Platform(#[from] rvisor_platform::PlatformError),
+    #[error("root filesystem: {0}")]
+    Root(Errno),
+    #[error("working directory {path}: {errno}")]
+    Cwd { path: String, errno: Errno },
+    #[error("importing stdio: {0}")]
+    Stdio(std::io::Error),
+    #[error("the sandbox's first task thread failed")]
+    TaskThread,
+}
+
+impl BootError {
+    /// The exit status a shell would give for this failure (127 not found, 126 not executable).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BootError::Exec { errno, .. } if *errno == Errno::ENOENT || *errno == Errno::ENOTDIR => 127,
+            BootError::Exec { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// Runs a sandbox until its first process exits and returns how it ended.
+/// `gofer` is the connection to the gofer serving the root; `stdio` become fds 0, 1, 2.
+pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Result<ExitStatus, BootError> {
+    if spec.args.is_empty() || spec.args[0].is_empty() {
+        return Err(BootError::NoCommand);
+    }
+    let memory = MemoryFile::new()?;
+    let platform: Arc<dyn Platform> = Arc::new(PtracePlatform::new(memory.fd())?);
+    let client = Arc::new(GoferClient::new(gofer));
+    let root_inode = GoferInode::attach(client, spec.root_read_only).map_err(BootError::Root)?;
+    let root = Dentry::new_root(root_inode);
+    let uts = UtsInfo { nodename: spec.hostname.clone(), release: spec.kernel_release.clone(), ..UtsInfo::default() };
+    let kernel = Kernel::new(platform, memory, Vfs::new(root.clone()), uts);
+
+    let mut fds = FdTable::new();
+    for (i, fd) in stdio.into_iter().enumerate() {
+        let flags = host_access_mode(&fd).map_err(BootError::Stdio)?;
+        let file = FileDescription::new(Arc::new(HostStream::new(fd)), None, flags);
+        fds.install_at(i as i32, file, false, 3).map_err(|e| BootError::Stdio(std::io::Error::from_raw_os_error(e.0)))?;
+    }
+
+    // The task runs on its own host thread: that thread traces the stub processes, so
+    // everything touching the address space happens there.
+    let thread = std::thread::Builder::new()
+        .name("task-1".into())
+        .spawn(move || -> Result<ExitStatus, BootError> {
+            let mut task = start_init(kernel, spec, fds)?;
+            Ok(run::run(&mut task))
+        })
+        .map_err(|_| BootError::TaskThread)?;
+    thread.join().map_err(|_| BootError::TaskThread)?
+}
+
+/// The access mode of a host fd, as open flags.
+fn host_access_mode(fd: &OwnedFd) -> std::io::Result<u32> {
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if fl < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fl as u32 & O_ACCMODE)
+}
+
+/// Creates the sandbox's first process (pid 1) and loads its program.
+fn start_init(kernel: Arc<Kernel>, spec: BootSpec, fds: FdTable) -> Result<Task, BootError> {
+    let root = kernel.vfs.root().clone();
+    let cwd = kernel
+        .vfs
+        .resolve(&Lookup { root: &root, start: &root, follow_last: true }, spec.cwd.as_bytes())
+        .and_then(|d| if d.inode().is_dir() { Ok(d) } else { Err(Errno::ENOTDIR) })
+        .map_err(|errno| BootError::Cwd { path: spec.cwd.clone(), errno })?;
+    let fs = FsContext { root, cwd, umask: 0o022 };
+    let creds = Creds::new(spec.uid, spec.gid, spec.additional_gids.clone());
+    let argv: Vec<Vec<u8>> = spec.args.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let envp: Vec<Vec<u8>> = spec.env.iter().map(|e| e.as_bytes().to_vec()).collect();
+    let path_env = envp.iter().find_map(|e| e.strip_prefix(b"PATH=")).map(|p| p.to_vec());
+    let exec_err = |errno| BootError::Exec { path: spec.args[0].clone(), errno };
+
+    let (dentry, execfn) = find_executable(&kernel, &fs, &argv[0], path_env.as_deref()).map_err(exec_err)?;
+    let image = load_image(&kernel, &fs, &creds, dentry, execfn, argv, envp).map_err(exec_err)?;
+    let context = kernel.platform.new_context()?;
+    let tid = kernel.alloc_tid();
+    let mut task = Task {
+        kernel: kernel.clone(),
+        tid,
+        tgid: tid,
+        ppid: 0,
+        pgid: tid,
+        sid: tid,
+        regs: initial_regs(0, 0),
+        context,
+        mm: image.mm.clone(),
+        fds: Arc::new(Mutex::new(fds)),
+        fs: Arc::new(Mutex::new(fs)),
+        creds,
+        signals: SignalState::default(),
+        rlimits: Arc::new(Mutex::new(default_rlimits())),
+        comm: Vec::new(),
+        clear_child_tid: 0,
+        robust_list: (0, 0),
+        no_new_privs: false,
+        pdeath_signal: 0,
+        exit: None,
+    };
+    task.install_image(image);
+    Ok(task)
+}

@@ -1,0 +1,179 @@
+//! Loading a program into a task: executable lookup, `#!` scripts and the ELF image.
+
+use std::sync::Arc;
+
+use rvisor_syscalls::flags::mode::{S_IFMT, S_IFREG};
+use rvisor_syscalls::flags::open::O_RDONLY;
+use rvisor_syscalls::Errno;
+
+use rvisor_platform::Regs;
+
+use super::task::{Creds, FsContext, Task};
+use super::Kernel;
+use crate::loader::{self, ExecArgs};
+use crate::mm::{FileSource, MemoryManager};
+use crate::vfs::file::source_of_impl;
+use crate::vfs::{Dentry, FileImpl, Lookup};
+
+/// How many `#!` interpreters may chain (Linux allows 4 levels of binfmt recursion).
+const MAX_INTERP_DEPTH: usize = 4;
+/// The PATH used when the environment has none (the one runc/Docker set).
+pub const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Resolves `path` from the filesystem context, following a final symlink.
+fn resolve(k: &Kernel, fs: &FsContext, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
+    k.vfs.resolve(&Lookup { root: &fs.root, start: &fs.cwd, follow_last: true }, path)
+}
+
+/// Finds `name` like execvp(3): names with a `/` are paths, others are searched in `path`.
+pub fn find_executable(k: &Kernel, fs: &FsContext, name: &[u8], path: Option<&[u8]>) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if name.contains(&b'/') {
+        return Ok((resolve(k, fs, name)?, name.to_vec()));
+    }
+    let mut last = Errno::ENOENT;
+    for dir in path.unwrap_or(DEFAULT_PATH).split(|&b| b == b':') {
+        let mut full = if dir.is_empty() { b".".to_vec() } else { dir.to_vec() };
+        full.push(b'/');
+        full.extend_from_slice(name);
+        match resolve(k, fs, &full) {
+            Ok(d) if d.inode().file_type() == S_IFREG => return Ok((d, full)),
+            Ok(_) => last = Errno::EACCES,
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {}
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Whether `creds` may execute the file (a regular file with an execute bit they are
+/// allowed; root needs any execute bit).
+fn check_executable(creds: &Creds, d: &Dentry) -> Result<(), Errno> {
+    let st = d.inode().stat()?;
+    if st.st_mode & S_IFMT != S_IFREG {
+        return Err(Errno::EACCES);
+    }
+    let m = st.st_mode;
+    let ok = if creds.euid == 0 {
+        m & 0o111 != 0
+    } else if st.st_uid == creds.euid {
+        m & 0o100 != 0
+    } else if st.st_gid == creds.egid || creds.groups.contains(&st.st_gid) {
+        m & 0o010 != 0
+    } else {
+        m & 0o001 != 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+/// A new process image, ready to be installed in a task.
+pub struct Image {
+    pub mm: Arc<MemoryManager>,
+    pub regs: Regs,
+    /// The new comm: the last component of the executed path.
+    pub comm: Vec<u8>,
+}
+
+/// Builds the memory image of the program at `dentry` (execve's core): `#!` scripts are
+/// followed to their interpreter, ELF files are loaded into a new address space.
+/// `execfn` is the path as given; `argv`/`envp` are the new process's.
+pub fn load_image(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, dentry: Arc<Dentry>, execfn: Vec<u8>, mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<Image, Errno> {
+    let mut dentry = dentry;
+    let mut script_path = execfn.clone();
+    for _ in 0..=MAX_INTERP_DEPTH {
+        check_executable(creds, &dentry)?;
+        let file = dentry.inode().open(O_RDONLY)?;
+        let mut head = [0u8; 256];
+        let n = read_full(&*file, &mut head)?;
+        if let Some((interp, arg)) = loader::parse_shebang(&head[..n]) {
+            // argv becomes: interp [arg] script-path original-argv[1..]
+            let mut new_argv = vec![interp.clone()];
+            new_argv.extend(arg);
+            new_argv.push(script_path.clone());
+            new_argv.extend(argv.into_iter().skip(1));
+            argv = new_argv;
+            dentry = resolve(k, fs, &interp)?;
+            script_path = interp;
+            continue;
+        }
+        return load_elf(k, fs, creds, source_of_impl(file)?, execfn, argv, envp);
+    }
+    Err(Errno::ELOOP)
+}
+
+fn read_full(f: &dyn FileImpl, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = f.read(&mut buf[done..], done as u64)?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+fn load_elf(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, exe: Arc<dyn FileSource>, execfn: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<Image, Errno> {
+    let as_ = k.platform.new_address_space().map_err(|e| {
+        tracing::error!(error = %e, "cannot create an address space");
+        Errno::ENOMEM
+    })?;
+    let mm = Arc::new(MemoryManager::new(k.memory.clone(), as_, k.platform.max_user_address()));
+    let comm = execfn.rsplit(|&b| b == b'/').next().unwrap_or_default().iter().copied().take(15).collect();
+    let args = ExecArgs {
+        argv,
+        envp,
+        execfn,
+        uid: creds.uid,
+        euid: creds.euid,
+        gid: creds.gid,
+        egid: creds.egid,
+        secure: false,
+    };
+    let mut open_interp = |path: &[u8]| -> Result<Arc<dyn FileSource>, Errno> {
+        let f = resolve(k, fs, path)?.inode().open(O_RDONLY)?;
+        source_of_impl(f)
+    };
+    let image = loader::load(&mm, exe, &args, &mut open_interp).map_err(|e| {
+        tracing::debug!(error = %e, "exec failed");
+        e.errno()
+    })?;
+    Ok(Image { mm, regs: initial_regs(image.entry, image.stack_pointer), comm })
+}
+
+impl Task {
+    /// Installs a new process image (the point of no return of execve).
+    pub fn install_image(&mut self, image: Image) {
+        self.mm = image.mm;
+        self.regs = image.regs;
+        self.comm = image.comm;
+        self.fds().close_on_exec();
+        // Handlers are reset by exec; ignored signals stay ignored (signal(7)).
+        for a in self.signals.actions.iter_mut() {
+            if a.handler != rvisor_syscalls::flags::signal::SIG_IGN {
+                *a = Default::default();
+            }
+        }
+        self.signals.altstack = Default::default();
+        self.signals.altstack.ss_flags = rvisor_syscalls::flags::signal::SS_DISABLE;
+    }
+}
+
+/// Registers at process entry: everything zero but the entry point, stack and the user
+/// code/stack segments.
+pub fn initial_regs(entry: u64, sp: u64) -> Regs {
+    // SAFETY: user_regs_struct is a plain struct of integers; all-zero is valid.
+    let mut r: Regs = unsafe { std::mem::zeroed() };
+    r.rip = entry;
+    r.rsp = sp;
+    r.cs = 0x33; // __USER_CS
+    r.ss = 0x2b; // __USER_DS
+    r.eflags = 0x202; // IF
+    r
+}

@@ -1,0 +1,176 @@
+//! Tasks: one guest thread each, running on its own host thread.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rvisor_platform::{Context, Regs};
+use rvisor_syscalls::flags::at::AT_FDCWD;
+use rvisor_syscalls::flags::limits::PATH_MAX;
+use rvisor_syscalls::flags::rlimit::*;
+use rvisor_syscalls::types::Rlimit;
+use rvisor_syscalls::{Errno, Pod};
+
+use super::fdtable::{FdTable, DEFAULT_NOFILE};
+use super::signal::SignalState;
+use super::Kernel;
+use crate::mm::MemoryManager;
+use crate::vfs::{Dentry, FileDescription, Lookup};
+
+/// How a task or thread group ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// exit(2) with this status (0..=255).
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(u32),
+}
+
+impl ExitStatus {
+    /// The status a shell (and `rvisor do`) reports: the code, or 128+N for signal N.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c & 0xff,
+            ExitStatus::Signaled(s) => 128 + s as i32,
+        }
+    }
+}
+
+/// User and group identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Creds {
+    /// All ids set to `uid`/`gid`.
+    pub fn new(uid: u32, gid: u32, groups: Vec<u32>) -> Creds {
+        Creds { uid, euid: uid, suid: uid, fsuid: uid, gid, egid: gid, sgid: gid, fsgid: gid, groups }
+    }
+}
+
+/// Root, working directory and umask.
+#[derive(Clone)]
+pub struct FsContext {
+    pub root: Arc<Dentry>,
+    pub cwd: Arc<Dentry>,
+    pub umask: u32,
+}
+
+/// Linux's default resource limits for a new init process.
+pub fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
+    let inf = Rlimit { rlim_cur: RLIM_INFINITY, rlim_max: RLIM_INFINITY };
+    let mut r = [inf; RLIM_NLIMITS];
+    r[RLIMIT_STACK as usize] = Rlimit { rlim_cur: 8 << 20, rlim_max: RLIM_INFINITY };
+    r[RLIMIT_CORE as usize] = Rlimit { rlim_cur: 0, rlim_max: RLIM_INFINITY };
+    r[RLIMIT_NOFILE as usize] = Rlimit { rlim_cur: DEFAULT_NOFILE, rlim_max: 1 << 20 };
+    r[RLIMIT_MEMLOCK as usize] = Rlimit { rlim_cur: 8 << 20, rlim_max: 8 << 20 };
+    r[RLIMIT_NPROC as usize] = Rlimit { rlim_cur: 127_000, rlim_max: 127_000 };
+    r[RLIMIT_SIGPENDING as usize] = Rlimit { rlim_cur: 127_000, rlim_max: 127_000 };
+    r[RLIMIT_MSGQUEUE as usize] = Rlimit { rlim_cur: 819_200, rlim_max: 819_200 };
+    r[RLIMIT_NICE as usize] = Rlimit { rlim_cur: 0, rlim_max: 0 };
+    r[RLIMIT_RTPRIO as usize] = Rlimit { rlim_cur: 0, rlim_max: 0 };
+    r
+}
+
+/// One guest thread.
+pub struct Task {
+    pub kernel: Arc<Kernel>,
+    pub tid: i32,
+    pub tgid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    /// The guest's registers while it is stopped in the sentry.
+    pub regs: Regs,
+    pub context: Box<dyn Context>,
+    pub mm: Arc<MemoryManager>,
+    pub fds: Arc<Mutex<FdTable>>,
+    pub fs: Arc<Mutex<FsContext>>,
+    pub creds: Creds,
+    pub signals: SignalState,
+    pub rlimits: Arc<Mutex<[Rlimit; RLIM_NLIMITS]>>,
+    /// The thread's name (comm), at most 15 bytes.
+    pub comm: Vec<u8>,
+    pub clear_child_tid: u64,
+    pub robust_list: (u64, u64),
+    pub no_new_privs: bool,
+    pub pdeath_signal: u32,
+    /// Set when the task has exited (or its thread group was killed).
+    pub exit: Option<ExitStatus>,
+}
+
+impl Task {
+    pub fn fds(&self) -> MutexGuard<'_, FdTable> {
+        // A poisoned lock means a sentry thread panicked while holding it; the table is
+        // still structurally valid, so carry on rather than take the sandbox down.
+        self.fds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn fs(&self) -> MutexGuard<'_, FsContext> {
+        self.fs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The file behind guest fd `fd`.
+    pub fn file(&self, fd: i32) -> Result<Arc<FileDescription>, Errno> {
+        self.fds().get(fd)
+    }
+
+    /// The soft limit of `resource`.
+    pub fn rlimit(&self, resource: u32) -> u64 {
+        let r = self.rlimits.lock().unwrap_or_else(|p| p.into_inner());
+        r.get(resource as usize).map(|l| l.rlim_cur).unwrap_or(RLIM_INFINITY)
+    }
+
+    /// Installs `file` at the lowest free fd.
+    pub fn install_fd(&self, file: Arc<FileDescription>, cloexec: bool) -> Result<i32, Errno> {
+        let limit = self.rlimit(RLIMIT_NOFILE);
+        self.fds().install(file, cloexec, 0, limit)
+    }
+
+    /// Copies a NUL-terminated path from guest memory (EFAULT, ENAMETOOLONG, ENOENT for "").
+    pub fn copy_in_path(&self, addr: u64) -> Result<Vec<u8>, Errno> {
+        self.mm.copy_in_cstring(addr, PATH_MAX)
+    }
+
+    pub fn read_obj<T: Pod>(&self, addr: u64) -> Result<T, Errno> {
+        self.mm.read_obj(addr)
+    }
+
+    pub fn write_obj<T: Pod>(&self, addr: u64, v: &T) -> Result<(), Errno> {
+        self.mm.write_obj(addr, v)
+    }
+
+    /// The directory a `*at()` call with `dirfd` starts from.
+    pub fn dir_of(&self, dirfd: i32) -> Result<Arc<Dentry>, Errno> {
+        if dirfd == AT_FDCWD {
+            return Ok(self.fs().cwd.clone());
+        }
+        let f = self.file(dirfd)?;
+        let d = f.dentry().ok_or(Errno::ENOTDIR)?.clone();
+        if !d.inode().is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(d)
+    }
+
+    /// Resolves `path` relative to `dirfd` like the kernel's `*at()` calls.
+    pub fn lookup_at(&self, dirfd: i32, path: &[u8], follow_last: bool) -> Result<Arc<Dentry>, Errno> {
+        let root = self.fs().root.clone();
+        let start = if path.first() == Some(&b'/') { root.clone() } else { self.dir_of(dirfd)? };
+        self.kernel.vfs.resolve(&Lookup { root: &root, start: &start, follow_last }, path)
+    }
+
+    /// Ends the thread group with `status` (exit_group, fatal signals).
+    pub fn exit_group(&mut self, status: ExitStatus) {
+        if self.exit.is_none() {
+            self.exit = Some(status);
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Guest memory: the memory file, per-address-space memory managers, demand paging and
+//! the copy routines syscalls use to reach guest memory.
+//!
+//! # Model
+//! - [`MemoryFile`]: every page of guest memory is a page of one memfd, which the sentry
+//!   maps once into itself.
+//! - [`MemoryManager`]: one per guest address space. It keeps
+//!   - the VMAs ([`vma::VmaSet`]): what the guest mapped, with permissions and backing;
+//!   - the realised pages ([`pma::PmaSet`]): guest page runs → memory-file ranges.
+//!
+//!   Nothing is allocated at mmap time: the first touch (a guest page fault reported by the
+//!   platform, or a syscall copy) realises pages.
+//! - Invariant: the platform's [`AddressSpace`] maps only realised pages, with the
+//!   permissions of their VMA. So before realised pages are released they are unmapped from
+//!   the address space, and where no page is realised nothing needs unmapping.
+//!
+//! # Fork and copy-on-write (not implemented yet)
+//! Fork will clone the `VmaSet` and, for private VMAs, share the `PmaSet` runs between
+//! parent and child with a per-run reference count kept by the memory file (or an
+//! `Arc`-counted run object in `Pma`). Both address spaces then map shared private runs
+//! read-only (`AddressSpace::map` with `perms` minus write); `handle_fault` on a write to a
+//! VMA that permits writing, whose page is realised but shared, copies the page into a
+//! fresh allocation (or takes it over when the count is 1) and maps it writable. Shared VMAs
+//! (MAP_SHARED anonymous, and file pages once a page cache exists) keep pointing at the
+//! same runs in both. The copy routines (`io.rs`) need the same break-COW step on writes.
+//! MAP_SHARED anonymous memory needs a shared backing object at that point (today its pages
+//! live in the address space's own `PmaSet`, which is equivalent while there is no fork).
+
+mod error;
+mod fault;
+mod io;
+pub mod layout;
+mod memfile;
+mod mmap;
+pub mod pma;
+pub mod vma;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rvisor_platform::{AddressSpace, Perms};
+use rvisor_syscalls::Errno;
+
+pub use error::{FaultError, MmError};
+pub use memfile::{MemoryFile, DEFAULT_WINDOW};
+pub use mmap::{MapRequest, Placement};
+pub use vma::{permits, Backing, Vma};
+
+/// The guest page size.
+pub const PAGE_SIZE: u64 = 4096;
+/// Lowest address mmap hands out or accepts with MAP_FIXED (Linux's `mmap_min_addr`).
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+/// Default RLIMIT_STACK.
+pub const DEFAULT_STACK_LIMIT: u64 = 8 << 20;
+/// Linux's `stack_guard_gap`: nothing is placed, and no stack grows, this close below a
+/// growing stack.
+pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+/// Pages realised and mapped together on a fault (an aligned window around the fault).
+pub const FAULT_AROUND_PAGES: u64 = 16;
+
+/// `x` rounded up to a page boundary, or None on overflow.
+pub fn page_up(x: u64) -> Option<u64> {
+    Some(x.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
+}
+
+/// `x` rounded down to a page boundary.
+pub fn page_down(x: u64) -> u64 {
+    x & !(PAGE_SIZE - 1)
+}
+
+/// A file whose contents can back private mappings (implemented by the VFS's files).
+///
+/// `read_at` is called with the address-space lock of the [`MemoryManager`] held (when a
+/// fault or a syscall copy realises file pages), so it must not call back into that
+/// memory manager (e.g. a procfs file generating its contents from this address space
+/// should snapshot them at open time).
+pub trait FileSource: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at end of file).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// Current size of the file in bytes.
+    fn size(&self) -> Result<u64, Errno>;
+}
+
+/// A VMA as /proc/pid/maps shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmaInfo {
+    pub start: u64,
+    pub end: u64,
+    pub perms: Perms,
+    pub shared: bool,
+    pub growsdown: bool,
+    /// File offset of `start` for file-backed VMAs.
+    pub file_offset: Option<u64>,
+    pub name: Option<Arc<str>>,
+}
+
+/// Mutable state of a [`MemoryManager`].
+pub(crate) struct MmState {
+    vmas: vma::VmaSet,
+    pmas: pma::PmaSet,
+    /// Start of the heap (page-aligned) and the current, unaligned program break.
+    brk_start: u64,
+    brk: u64,
+    /// Top-down mmap placement starts below this.
+    mmap_base: u64,
+    /// RLIMIT_STACK: the most a growsdown VMA may grow to.
+    stack_limit: u64,
+    /// Address-space layout randomisation (off with personality ADDR_NO_RANDOMIZE).
+    aslr: bool,
+}
+
+/// The memory of one guest address space.
+pub struct MemoryManager {
+    mf: Arc<MemoryFile>,
+    as_: Arc<dyn AddressSpace>,
+    max_addr: u64,
+    state: Mutex<MmState>,
+}
+
+impl std::fmt::Debug for MemoryManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.lock();
+        f.debug_struct("MemoryManager")
+            .field("max_addr", &format_args!("{:#x}", self.max_addr))
+            .field("vmas", &st.vmas.len())
+            .field("realised", &st.pmas.realised_bytes())
+            .finish()
+    }
+}
+
+impl MemoryManager {
+    /// An empty address space whose mappings all lie below `max_addr` (the platform's
+    /// `max_user_address`), with layout randomisation on.
+    pub fn new(mf: Arc<MemoryFile>, as_: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
+        let max_addr = page_down(max_addr);
+        let mmap_base = layout::mmap_base(max_addr, DEFAULT_STACK_LIMIT, true);
+        MemoryManager {
+            mf,
+            as_,
+            max_addr,
+            state: Mutex::new(MmState {
+                vmas: vma::VmaSet::default(),
+                pmas: pma::PmaSet::default(),
+                brk_start: 0,
+                brk: 0,
+                mmap_base,
+                stack_limit: DEFAULT_STACK_LIMIT,
+                aslr: true,
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, MmState> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // breaks memory safety; carry on rather than propagate the poison.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The platform address space these mappings go to.
+    pub fn address_space(&self) -> &Arc<dyn AddressSpace> {
+        &self.as_
+    }
+
+    /// The memory file pages come from.
+    pub fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.mf
+    }
+
+    /// One past the highest mappable address.
+    pub fn max_addr(&self) -> u64 {
+        self.max_addr
+    }
+
+    /// Whether layout randomisation is on.
+    pub fn aslr(&self) -> bool {
+        self.lock().aslr
+    }
+
+    /// Turns layout randomisation on or off (personality ADDR_NO_RANDOMIZE) and recomputes
+    /// the mmap base; call before anything is mapped (i.e. before loading).
+    pub fn set_aslr(&self, on: bool) {
+        let mut st = self.lock();
+        st.aslr = on;
+        st.mmap_base = layout::mmap_base(self.max_addr, st.stack_limit, on);
+    }
+
+    /// Where top-down mmap placement starts.
+    pub fn mmap_base(&self) -> u64 {
+        self.lock().mmap_base
+    }
+
+    /// RLIMIT_STACK (the most the stack VMA grows to).
+    pub fn stack_limit(&self) -> u64 {
+        self.lock().stack_limit
+    }
+
+    /// Sets RLIMIT_STACK; before loading it also moves the mmap base like Linux.
+    pub fn set_stack_limit(&self, limit: u64) {
+        let mut st = self.lock();
+        st.stack_limit = limit;
+        if st.vmas.is_empty() {
+            st.mmap_base = layout::mmap_base(self.max_addr, limit, st.aslr);
+        }
+    }
+
+    /// The VMAs, for /proc/pid/maps.
+    pub fn vmas_snapshot(&self) -> Vec<VmaInfo> {
+        let st = self.lock();
+        st.vmas
+            .iter()
+            .map(|v| VmaInfo {
+                start: v.start,
+                end: v.end,
+                perms: v.perms,
+                shared: v.shared,
+                growsdown: v.growsdown,
+                file_offset: match &v.backing {
+                    Backing::File { offset, .. } => Some(*offset),
+                    Backing::Anonymous => None,
+                },
+                name: v.name.clone(),
+            })
+            .collect()
+    }
+
+    /// Bytes of guest memory realised in this address space (resident set).
+    pub fn realised_bytes(&self) -> u64 {
+        self.lock().pmas.realised_bytes()
+    }
+
+    /// Unmaps realised pages in `[start, end)` from the address space and releases them.
+    /// If the platform cannot unmap them, they are leaked rather than handed to someone
+    /// else while still visible to this guest.
+    fn release_pages(&self, st: &mut MmState, start: u64, end: u64) {
+        if !st.pmas.any_in(start, end) {
+            return;
+        }
+        match self.as_.unmap(start, end - start) {
+            Ok(()) => st.pmas.remove_range(start, end, |off, len| self.mf.release(off, len)),
+            Err(e) => {
+                tracing::error!(start, end, error = %e, "unmapping guest pages failed; leaking them");
+                st.pmas.remove_range(start, end, |_, _| {});
+            }
+        }
+    }
+}
+
+impl Drop for MemoryManager {
+    fn drop(&mut self) {
+        let as_ = std::mem::replace(&mut self.as_, Arc::new(DroppedAddressSpace));
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&as_) == 1 && Arc::weak_count(&as_) == 0 {
+            // We hold the last reference: dropping it tears the address space down (the
+            // ptrace platform kills and reaps its stub), so no mapping of our pages is left.
+            drop(as_);
+        } else {
+            // Someone else keeps the address space: unmap first, VMA by VMA (never one huge
+            // range: the platform's stub code lives in the address space too), so no stale
+            // mapping of a page survives into its next owner.
+            let mut unmapped = true;
+            for v in st.vmas.iter() {
+                if st.pmas.any_in(v.start, v.end) && as_.unmap(v.start, v.len()).is_err() {
+                    unmapped = false;
+                }
+            }
+            if !unmapped {
+                tracing::error!("unmapping a dying address space failed; leaking its pages");
+                return;
+            }
+        }
+        let pmas = std::mem::take(&mut st.pmas);
+        for r in pmas.runs_in(0, u64::MAX) {
+            self.mf.release(r.offset, r.end - r.start);
+        }
+    }
+}
+
+/// Stands in for the address space while a [`MemoryManager`] is dropped.
+struct DroppedAddressSpace;
+
+impl AddressSpace for DroppedAddressSpace {
+    fn map(&self, addr: u64, len: u64, _: u64, _: Perms) -> Result<(), rvisor_platform::PlatformError> {
+        Err(rvisor_platform::PlatformError::BadRange { addr, len })
+    }
+    fn unmap(&self, _: u64, _: u64) -> Result<(), rvisor_platform::PlatformError> {
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,0 +1,663 @@
+//! File and directory syscalls.
+
+use std::sync::Arc;
+
+use rvisor_syscalls::flags::at::*;
+use rvisor_syscalls::flags::fcntl::*;
+use rvisor_syscalls::flags::ioctl as io;
+use rvisor_syscalls::flags::limits::{IOV_MAX, MAX_RW_COUNT};
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT, S_IFREG};
+use rvisor_syscalls::flags::open::*;
+use rvisor_syscalls::flags::rlimit::RLIMIT_NOFILE;
+use rvisor_syscalls::types::{Iovec, LinuxDirent64Header, Stat, Statx, StatxTimestamp, DIRENT64_NAME_OFFSET};
+use rvisor_syscalls::{Errno, Pod};
+
+use super::{Args, SysResult};
+use crate::kernel::Task;
+use crate::vfs::{Dentry, FileDescription, FileImpl};
+
+/// Largest bounce buffer used for one read/write step.
+const IO_CHUNK: usize = 1 << 20;
+
+fn fd_arg(v: u64) -> i32 {
+    v as i32
+}
+
+// ---------------------------------------------------------------------------------------
+// read / write
+
+/// Reads from `file` into guest memory at `addr`, up to `count` bytes, with `op` doing
+/// one read into a bounce buffer. Seekable files are read until `count` or end of file.
+fn read_to_guest(t: &Task, file: &FileDescription, addr: u64, count: u64, mut op: impl FnMut(&mut [u8], u64) -> Result<usize, Errno>) -> SysResult {
+    let count = (count as usize).min(MAX_RW_COUNT);
+    if count == 0 {
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; count.min(IO_CHUNK)];
+    let mut done = 0usize;
+    while done < count {
+        let want = (count - done).min(buf.len());
+        let n = match op(&mut buf[..want], done as u64) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        if n == 0 {
+            break;
+        }
+        t.mm.copy_out(addr + done as u64, &buf[..n])?;
+        done += n;
+        if n < want || file.imp().is_stream() {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+/// Writes `count` bytes of guest memory at `addr` through `op`.
+fn write_from_guest(t: &Task, addr: u64, count: u64, mut op: impl FnMut(&[u8], u64) -> Result<usize, Errno>) -> SysResult {
+    let count = (count as usize).min(MAX_RW_COUNT);
+    if count == 0 {
+        return op(&[], 0).map(|n| n as u64);
+    }
+    let mut buf = vec![0u8; count.min(IO_CHUNK)];
+    let mut done = 0usize;
+    while done < count {
+        let want = (count - done).min(buf.len());
+        t.mm.copy_in(addr + done as u64, &mut buf[..want])?;
+        let n = match op(&buf[..want], done as u64) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+pub fn read(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    if f.dentry().is_some_and(|d| d.inode().is_dir()) {
+        return Err(Errno::EISDIR);
+    }
+    read_to_guest(t, &f, a[1], a[2], |buf, _| f.read(buf))
+}
+
+pub fn write(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    write_from_guest(t, a[1], a[2], |buf, _| f.write(buf))
+}
+
+pub fn pread64(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if f.dentry().is_some_and(|d| d.inode().is_dir()) {
+        return Err(Errno::EISDIR);
+    }
+    read_to_guest(t, &f, a[1], a[2], |buf, done| f.pread(buf, off as u64 + done))
+}
+
+pub fn pwrite64(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    write_from_guest(t, a[1], a[2], |buf, done| f.pwrite(buf, off as u64 + done))
+}
+
+/// Reads and checks an iovec array (EINVAL for too many or an overflowing total).
+fn read_iovecs(t: &Task, addr: u64, cnt: u64) -> Result<Vec<Iovec>, Errno> {
+    if cnt as usize > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = vec![0u8; cnt as usize * std::mem::size_of::<Iovec>()];
+    t.mm.copy_in(addr, &mut raw)?;
+    let iovs: Vec<Iovec> = raw.chunks_exact(std::mem::size_of::<Iovec>()).filter_map(Iovec::from_bytes).collect();
+    let mut total: u64 = 0;
+    for v in &iovs {
+        if v.iov_len > isize::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        total = total.checked_add(v.iov_len).filter(|&s| s <= isize::MAX as u64).ok_or(Errno::EINVAL)?;
+    }
+    Ok(iovs)
+}
+
+pub fn readv(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    let iovs = read_iovecs(t, a[1], a[2])?;
+    let total: usize = iovs.iter().map(|v| v.iov_len as usize).sum::<usize>().min(MAX_RW_COUNT);
+    let mut buf = vec![0u8; total.min(IO_CHUNK)];
+    let n = f.read(&mut buf)?;
+    scatter(t, &iovs, &buf[..n])?;
+    Ok(n as u64)
+}
+
+/// Copies `data` out across the iovecs in order.
+fn scatter(t: &Task, iovs: &[Iovec], mut data: &[u8]) -> Result<(), Errno> {
+    for v in iovs {
+        if data.is_empty() {
+            break;
+        }
+        let k = (v.iov_len as usize).min(data.len());
+        t.mm.copy_out(v.iov_base, &data[..k])?;
+        data = &data[k..];
+    }
+    Ok(())
+}
+
+pub fn writev(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    let iovs = read_iovecs(t, a[1], a[2])?;
+    // Gather into one buffer so the write is one operation (atomic for pipes and terminals).
+    let mut buf = Vec::new();
+    for v in &iovs {
+        let room = MAX_RW_COUNT - buf.len();
+        let k = (v.iov_len as usize).min(room);
+        let start = buf.len();
+        buf.resize(start + k, 0);
+        t.mm.copy_in(v.iov_base, &mut buf[start..])?;
+        if k < v.iov_len as usize {
+            break;
+        }
+    }
+    Ok(f.write(&buf)? as u64)
+}
+
+pub fn lseek(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    f.seek(a[1] as i64, a[2] as u32)
+}
+
+// ---------------------------------------------------------------------------------------
+// open / close / dup
+
+/// A file opened with O_PATH: it names a location but allows no I/O.
+struct PathFile(Arc<Dentry>);
+
+impl FileImpl for PathFile {
+    fn read(&self, _: &mut [u8], _: u64) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+    fn write(&self, _: &[u8], _: u64) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.0.inode().stat()
+    }
+}
+
+fn do_openat(t: &mut Task, dirfd: i32, path_addr: u64, flags: u32, _mode: u32) -> SysResult {
+    let path = t.copy_in_path(path_addr)?;
+    if flags & O_TMPFILE == O_TMPFILE {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let follow = flags & O_NOFOLLOW == 0;
+    let dentry = match t.lookup_at(dirfd, &path, follow) {
+        Ok(d) => {
+            if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
+                return Err(Errno::EEXIST);
+            }
+            d
+        }
+        Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
+            // File creation needs a writable filesystem; the root is read-only for now.
+            let parent = parent_of(t, dirfd, &path)?;
+            return Err(if parent.inode().read_only() { Errno::EROFS } else { Errno::EACCES });
+        }
+        Err(e) => return Err(e),
+    };
+    let inode = dentry.inode().clone();
+    let cloexec = flags & O_CLOEXEC != 0;
+    if flags & O_PATH != 0 {
+        let keep = O_PATH | (flags & (O_DIRECTORY | O_NOFOLLOW));
+        let file = FileDescription::new(Arc::new(PathFile(dentry.clone())), Some(dentry), keep);
+        return Ok(t.install_fd(file, cloexec)? as u64);
+    }
+    if inode.is_symlink() {
+        return Err(Errno::ELOOP);
+    }
+    if flags & O_DIRECTORY != 0 && !inode.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    if inode.is_dir() && (flags & O_ACCMODE != O_RDONLY || flags & O_CREAT != 0) {
+        return Err(Errno::EISDIR);
+    }
+    if flags & O_ACCMODE == O_ACCMODE {
+        return Err(Errno::EINVAL);
+    }
+    check_open_permission(t, &dentry, flags)?;
+    let imp = inode.open(flags)?;
+    let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+    let file = FileDescription::new(imp, Some(dentry), kept);
+    Ok(t.install_fd(file, cloexec)? as u64)
+}
+
+/// The directory that would hold the last component of `path`.
+fn parent_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    match trimmed.iter().rposition(|&b| b == b'/') {
+        Some(0) => Ok(t.fs().root.clone()),
+        Some(i) => t.lookup_at(dirfd, &trimmed[..i], true),
+        None => t.dir_of(dirfd),
+    }
+}
+
+/// Permission to open with `flags` under the task's filesystem credentials.
+fn check_open_permission(t: &Task, d: &Dentry, flags: u32) -> Result<(), Errno> {
+    let want_write = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0;
+    let want_read = flags & O_ACCMODE != O_WRONLY;
+    if want_write && d.inode().read_only() && matches!(d.inode().file_type(), S_IFREG | S_IFDIR) {
+        return Err(Errno::EROFS);
+    }
+    let st = d.inode().stat()?;
+    may_access(t, &st, want_read, want_write, false, false)
+}
+
+/// Unix permission check of `st` for the task (`real`: use the real ids, as access(2) does).
+fn may_access(t: &Task, st: &Stat, r: bool, w: bool, x: bool, real: bool) -> Result<(), Errno> {
+    let (uid, gid) = if real { (t.creds.uid, t.creds.gid) } else { (t.creds.fsuid, t.creds.fsgid) };
+    if uid == 0 {
+        // Root bypasses read/write checks; execute needs some x bit on non-directories.
+        if x && st.st_mode & S_IFMT != S_IFDIR && st.st_mode & 0o111 == 0 {
+            return Err(Errno::EACCES);
+        }
+        return Ok(());
+    }
+    let bits = if st.st_uid == uid {
+        (st.st_mode >> 6) & 7
+    } else if st.st_gid == gid || t.creds.groups.contains(&st.st_gid) {
+        (st.st_mode >> 3) & 7
+    } else {
+        st.st_mode & 7
+    };
+    let need = (r as u32) << 2 | (w as u32) << 1 | x as u32;
+    if bits & need == need {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+pub fn open(t: &mut Task, a: &Args) -> SysResult {
+    do_openat(t, AT_FDCWD, a[0], a[1] as u32, a[2] as u32)
+}
+
+pub fn openat(t: &mut Task, a: &Args) -> SysResult {
+    do_openat(t, fd_arg(a[0]), a[1], a[2] as u32, a[3] as u32)
+}
+
+pub fn close(t: &mut Task, a: &Args) -> SysResult {
+    t.fds().remove(fd_arg(a[0]))?;
+    Ok(0)
+}
+
+pub fn close_range(t: &mut Task, a: &Args) -> SysResult {
+    const CLOSE_RANGE_UNSHARE: u64 = 2;
+    const CLOSE_RANGE_CLOEXEC: u64 = 4;
+    let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2]);
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    t.fds().close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    Ok(0)
+}
+
+pub fn dup(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    Ok(t.install_fd(f, false)? as u64)
+}
+
+fn do_dup3(t: &mut Task, old: i32, new: i32, cloexec: bool) -> SysResult {
+    let f = t.file(old)?;
+    let limit = t.rlimit(RLIMIT_NOFILE);
+    t.fds().install_at(new, f, cloexec, limit)?;
+    Ok(new as u64)
+}
+
+pub fn dup2(t: &mut Task, a: &Args) -> SysResult {
+    let (old, new) = (fd_arg(a[0]), fd_arg(a[1]));
+    if old == new {
+        t.file(old)?;
+        return Ok(new as u64);
+    }
+    do_dup3(t, old, new, false)
+}
+
+pub fn dup3(t: &mut Task, a: &Args) -> SysResult {
+    let (old, new, flags) = (fd_arg(a[0]), fd_arg(a[1]), a[2] as u32);
+    if flags & !O_CLOEXEC != 0 || old == new {
+        return Err(Errno::EINVAL);
+    }
+    do_dup3(t, old, new, flags & O_CLOEXEC != 0)
+}
+
+pub fn fcntl(t: &mut Task, a: &Args) -> SysResult {
+    let fd = fd_arg(a[0]);
+    let f = t.file(fd)?;
+    match a[1] as u32 {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = i32::try_from(a[2]).map_err(|_| Errno::EINVAL)?;
+            let limit = t.rlimit(RLIMIT_NOFILE);
+            Ok(t.fds().install(f, a[1] as u32 == F_DUPFD_CLOEXEC, min, limit)? as u64)
+        }
+        F_GETFD => Ok(t.fds().cloexec(fd)? as u64),
+        F_SETFD => {
+            t.fds().set_cloexec(fd, a[2] as u32 & FD_CLOEXEC != 0)?;
+            Ok(0)
+        }
+        F_GETFL => Ok(f.flags() as u64),
+        F_SETFL => {
+            f.set_status_flags(a[2] as u32);
+            Ok(0)
+        }
+        F_GETOWN | F_SETOWN => Ok(0),
+        // Record locks come with the filesystem-semantics work; say so honestly.
+        F_GETLK | F_SETLK | F_SETLKW => Err(Errno::ENOLCK),
+        F_GETPIPE_SZ | F_SETPIPE_SZ => Err(Errno::EBADF),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn ioctl(t: &mut Task, a: &Args) -> SysResult {
+    let fd = fd_arg(a[0]);
+    let f = t.file(fd)?;
+    let (cmd, arg) = (a[1] as u32, a[2]);
+    match cmd {
+        io::FIOCLEX | io::FIONCLEX => {
+            t.fds().set_cloexec(fd, cmd == io::FIOCLEX)?;
+            Ok(0)
+        }
+        io::FIONBIO => {
+            let on: i32 = t.read_obj(arg)?;
+            let fl = f.flags();
+            f.set_status_flags(if on != 0 { fl | O_NONBLOCK } else { fl & !O_NONBLOCK });
+            Ok(0)
+        }
+        // The sandbox's processes live in their own pid namespace: answer job-control
+        // queries with sandbox ids, never the host's.
+        io::TIOCGPGRP if f.imp().is_tty() => {
+            t.write_obj(arg, &t.pgid)?;
+            Ok(0)
+        }
+        io::TIOCGSID if f.imp().is_tty() => {
+            t.write_obj(arg, &t.sid)?;
+            Ok(0)
+        }
+        io::TIOCSPGRP if f.imp().is_tty() => {
+            let pgid: i32 = t.read_obj(arg)?;
+            if pgid < 0 {
+                return Err(Errno::EINVAL);
+            }
+            if pgid != t.pgid {
+                return Err(Errno::EPERM);
+            }
+            Ok(0)
+        }
+        _ => f.imp().ioctl(&t.mm, cmd, arg),
+    }
+}
+
+pub fn fsync(t: &mut Task, a: &Args) -> SysResult {
+    t.file(fd_arg(a[0]))?.imp().sync()?;
+    Ok(0)
+}
+
+pub fn umask(t: &mut Task, a: &Args) -> SysResult {
+    let mut fs = t.fs();
+    let old = fs.umask;
+    fs.umask = a[0] as u32 & 0o777;
+    Ok(old as u64)
+}
+
+// ---------------------------------------------------------------------------------------
+// stat
+
+/// The attributes named by `(dirfd, path, flags)` for the stat family.
+fn stat_at(t: &Task, dirfd: i32, path_addr: u64, flags: u32) -> Result<Stat, Errno> {
+    let path = t.copy_in_path(path_addr)?;
+    if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if dirfd == AT_FDCWD {
+            return t.fs().cwd.inode().stat();
+        }
+        return t.file(dirfd)?.imp().stat();
+    }
+    t.lookup_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?.inode().stat()
+}
+
+pub fn stat(t: &mut Task, a: &Args) -> SysResult {
+    let st = stat_at(t, AT_FDCWD, a[0], 0)?;
+    t.write_obj(a[1], &st)?;
+    Ok(0)
+}
+
+pub fn lstat(t: &mut Task, a: &Args) -> SysResult {
+    let st = stat_at(t, AT_FDCWD, a[0], AT_SYMLINK_NOFOLLOW)?;
+    t.write_obj(a[1], &st)?;
+    Ok(0)
+}
+
+pub fn fstat(t: &mut Task, a: &Args) -> SysResult {
+    let st = t.file(fd_arg(a[0]))?.imp().stat()?;
+    t.write_obj(a[1], &st)?;
+    Ok(0)
+}
+
+pub fn newfstatat(t: &mut Task, a: &Args) -> SysResult {
+    let flags = a[3] as u32;
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let st = stat_at(t, fd_arg(a[0]), a[1], flags)?;
+    t.write_obj(a[2], &st)?;
+    Ok(0)
+}
+
+fn dev_major(dev: u64) -> u32 {
+    (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)) as u32
+}
+
+fn dev_minor(dev: u64) -> u32 {
+    ((dev & 0xff) | ((dev >> 12) & !0xff)) as u32
+}
+
+/// `struct statx` with the basic fields of `st`.
+pub fn statx_from_stat(st: &Stat) -> Statx {
+    use rvisor_syscalls::flags::statx::STATX_BASIC_STATS;
+    let ts = |sec: i64, nsec: i64| StatxTimestamp { tv_sec: sec, tv_nsec: nsec as u32, __reserved: 0 };
+    Statx {
+        stx_mask: STATX_BASIC_STATS,
+        stx_blksize: st.st_blksize as u32,
+        stx_nlink: st.st_nlink as u32,
+        stx_uid: st.st_uid,
+        stx_gid: st.st_gid,
+        stx_mode: st.st_mode as u16,
+        stx_ino: st.st_ino,
+        stx_size: st.st_size as u64,
+        stx_blocks: st.st_blocks as u64,
+        stx_atime: ts(st.st_atime, st.st_atime_nsec),
+        stx_ctime: ts(st.st_ctime, st.st_ctime_nsec),
+        stx_mtime: ts(st.st_mtime, st.st_mtime_nsec),
+        stx_rdev_major: dev_major(st.st_rdev),
+        stx_rdev_minor: dev_minor(st.st_rdev),
+        stx_dev_major: dev_major(st.st_dev),
+        stx_dev_minor: dev_minor(st.st_dev),
+        ..Default::default()
+    }
+}
+
+pub fn statx(t: &mut Task, a: &Args) -> SysResult {
+    let flags = a[2] as u32;
+    let mask = a[3] as u32;
+    const STATX_RESERVED: u32 = 0x8000_0000;
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || mask & STATX_RESERVED != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let st = stat_at(t, fd_arg(a[0]), a[1], flags)?;
+    t.write_obj(a[4], &statx_from_stat(&st))?;
+    Ok(0)
+}
+
+pub fn statfs(t: &mut Task, a: &Args) -> SysResult {
+    let path = t.copy_in_path(a[0])?;
+    let sfs = t.lookup_at(AT_FDCWD, &path, true)?.inode().statfs()?;
+    t.write_obj(a[1], &sfs)?;
+    Ok(0)
+}
+
+pub fn fstatfs(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    let sfs = f.dentry().ok_or(Errno::EINVAL)?.inode().statfs()?;
+    t.write_obj(a[1], &sfs)?;
+    Ok(0)
+}
+
+fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: u32) -> SysResult {
+    const R_OK: u32 = 4;
+    const W_OK: u32 = 2;
+    const X_OK: u32 = 1;
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.copy_in_path(path_addr)?;
+    let d = if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        t.dir_of(dirfd)?
+    } else {
+        t.lookup_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+    };
+    if mode & W_OK != 0 && d.inode().read_only() && !d.inode().is_symlink() {
+        return Err(Errno::EROFS);
+    }
+    let st = d.inode().stat()?;
+    may_access(t, &st, mode & R_OK != 0, mode & W_OK != 0, mode & X_OK != 0, flags & AT_EACCESS == 0)?;
+    Ok(0)
+}
+
+pub fn access(t: &mut Task, a: &Args) -> SysResult {
+    do_access(t, AT_FDCWD, a[0], a[1] as u32, 0)
+}
+
+pub fn faccessat(t: &mut Task, a: &Args) -> SysResult {
+    do_access(t, fd_arg(a[0]), a[1], a[2] as u32, 0)
+}
+
+pub fn faccessat2(t: &mut Task, a: &Args) -> SysResult {
+    do_access(t, fd_arg(a[0]), a[1], a[2] as u32, a[3] as u32)
+}
+
+// ---------------------------------------------------------------------------------------
+// directories and links
+
+pub fn getdents64(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    let count = (a[2] as usize).min(MAX_RW_COUNT);
+    if !f.dentry().is_some_and(|d| d.inode().is_dir()) {
+        return Err(Errno::ENOTDIR);
+    }
+    let (_, entries) = f.dir_entries(count)?;
+    let mut out: Vec<u8> = Vec::with_capacity(count.min(64 << 10));
+    let mut last_off = None;
+    for e in &entries {
+        let reclen = (DIRENT64_NAME_OFFSET + e.name.len() + 1 + 7) & !7;
+        if out.len() + reclen > count {
+            break;
+        }
+        let hdr = LinuxDirent64Header {
+            d_ino: e.ino,
+            d_off: e.next_offset as i64,
+            d_reclen: reclen as u16,
+            d_type: e.d_type,
+            __pad: [0; 5],
+        };
+        let start = out.len();
+        out.extend_from_slice(&hdr.as_bytes()[..DIRENT64_NAME_OFFSET]);
+        out.extend_from_slice(&e.name);
+        out.resize(start + reclen, 0);
+        last_off = Some(e.next_offset);
+    }
+    if out.is_empty() && !entries.is_empty() {
+        return Err(Errno::EINVAL);
+    }
+    t.mm.copy_out(a[1], &out)?;
+    if let Some(off) = last_off {
+        f.set_dir_offset(off)?;
+    }
+    Ok(out.len() as u64)
+}
+
+pub fn getcwd(t: &mut Task, a: &Args) -> SysResult {
+    let (root, cwd) = {
+        let fs = t.fs();
+        (fs.root.clone(), fs.cwd.clone())
+    };
+    let mut path = cwd.path_from(&root).unwrap_or_else(|| b"(unreachable)/".to_vec());
+    path.push(0);
+    if (a[1] as usize) < path.len() {
+        return Err(Errno::ERANGE);
+    }
+    t.mm.copy_out(a[0], &path)?;
+    Ok(path.len() as u64)
+}
+
+fn set_cwd(t: &mut Task, d: Arc<Dentry>) -> SysResult {
+    if !d.inode().is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let st = d.inode().stat()?;
+    may_access(t, &st, false, false, true, false)?;
+    t.fs().cwd = d;
+    Ok(0)
+}
+
+pub fn chdir(t: &mut Task, a: &Args) -> SysResult {
+    let path = t.copy_in_path(a[0])?;
+    let d = t.lookup_at(AT_FDCWD, &path, true)?;
+    set_cwd(t, d)
+}
+
+pub fn fchdir(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.file(fd_arg(a[0]))?;
+    let d = f.dentry().ok_or(Errno::ENOTDIR)?.clone();
+    set_cwd(t, d)
+}
+
+fn do_readlinkat(t: &mut Task, dirfd: i32, path_addr: u64, buf: u64, size: u64) -> SysResult {
+    let size = i32::try_from(size).ok().filter(|&s| s > 0).ok_or(Errno::EINVAL)? as usize;
+    let path = t.copy_in_path(path_addr)?;
+    let d = if path.is_empty() {
+        t.file(dirfd)?.dentry().ok_or(Errno::ENOENT)?.clone()
+    } else {
+        t.lookup_at(dirfd, &path, false)?
+    };
+    if !d.inode().is_symlink() {
+        return Err(Errno::EINVAL);
+    }
+    let target = d.inode().readlink()?;
+    let n = target.len().min(size);
+    t.mm.copy_out(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlink(t: &mut Task, a: &Args) -> SysResult {
+    do_readlinkat(t, AT_FDCWD, a[0], a[1], a[2])
+}
+
+pub fn readlinkat(t: &mut Task, a: &Args) -> SysResult {
+    do_readlinkat(t, fd_arg(a[0]), a[1], a[2], a[3])
+}

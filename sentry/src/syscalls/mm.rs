@@ -1,0 +1,58 @@
+//! Memory syscalls: thin argument checks over [`crate::mm::MemoryManager`].
+
+use rvisor_syscalls::flags::mman::*;
+use rvisor_syscalls::Errno;
+
+use super::{Args, SysResult};
+use crate::kernel::Task;
+use crate::vfs::file::file_source;
+
+pub fn mmap(t: &mut Task, a: &Args) -> SysResult {
+    let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2] as u32, a[3] as u32, a[4] as i32, a[5]);
+    let file = if flags & MAP_ANONYMOUS != 0 {
+        None
+    } else {
+        if off & 0xfff != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let f = t.file(fd)?;
+        if !f.readable() || (flags & MAP_TYPE != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable()) {
+            return Err(Errno::EACCES);
+        }
+        Some((file_source(&f)?, off))
+    };
+    t.mm.mmap(addr, len, prot, flags, file)
+}
+
+pub fn munmap(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.munmap(a[0], a[1])?;
+    Ok(0)
+}
+
+pub fn mprotect(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.mprotect(a[0], a[1], a[2] as u32)?;
+    Ok(0)
+}
+
+pub fn brk(t: &mut Task, a: &Args) -> SysResult {
+    Ok(t.mm.brk(a[0]))
+}
+
+/// madvise(2). Advice is a hint except the destructive kinds, which discard the pages'
+/// contents (anonymous memory then reads back as zeros).
+pub fn madvise(t: &mut Task, a: &Args) -> SysResult {
+    let (addr, len, advice) = (a[0], a[1], a[2] as u32);
+    if addr & 0xfff != 0 || addr.checked_add(len).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    match advice {
+        MADV_DONTNEED | MADV_FREE | MADV_REMOVE => {
+            t.mm.discard(addr, len)?;
+            Ok(0)
+        }
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_DONTFORK | MADV_DOFORK
+        | MADV_HUGEPAGE | MADV_NOHUGEPAGE => Ok(0),
+        12..=13 | 16..=25 => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}

@@ -1,0 +1,172 @@
+//! The syscall table: number → handler, and the support level `rvisor help syscalls` shows.
+//!
+//! Handlers are grouped by area. Each takes the task and the six raw argument registers,
+//! checks and converts its arguments, and calls into the subsystem that owns the semantics.
+
+mod fs;
+mod info;
+mod mm;
+mod process;
+mod signal;
+mod time;
+
+use rvisor_syscalls::nr::{self, MAX_NR};
+use rvisor_syscalls::Errno;
+
+use crate::kernel::Task;
+
+/// The six argument registers (rdi, rsi, rdx, r10, r8, r9).
+pub type Args = [u64; 6];
+/// A syscall's result: the value for rax, or an errno.
+pub type SysResult = Result<u64, Errno>;
+type Handler = fn(&mut Task, &Args) -> SysResult;
+
+/// How completely rvisor implements a syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// Linux semantics for every documented argument.
+    Full,
+    /// Common uses work; some flags or cases return an error (documented in the handler).
+    Partial,
+    /// Returns ENOSYS.
+    None,
+}
+
+impl Support {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Support::Full => "full",
+            Support::Partial => "partial",
+            Support::None => "none",
+        }
+    }
+}
+
+/// The handler and support level of syscall `n`.
+fn lookup(n: usize) -> Option<(Handler, Support)> {
+    use Support::{Full as F, Partial as P};
+    Some(match n {
+        nr::READ => (fs::read, F),
+        nr::WRITE => (fs::write, F),
+        nr::OPEN => (fs::open, P),
+        nr::CLOSE => (fs::close, F),
+        nr::STAT => (fs::stat, F),
+        nr::FSTAT => (fs::fstat, F),
+        nr::LSTAT => (fs::lstat, F),
+        nr::LSEEK => (fs::lseek, F),
+        nr::MMAP => (mm::mmap, P),
+        nr::MPROTECT => (mm::mprotect, F),
+        nr::MUNMAP => (mm::munmap, F),
+        nr::BRK => (mm::brk, F),
+        nr::RT_SIGACTION => (signal::rt_sigaction, F),
+        nr::RT_SIGPROCMASK => (signal::rt_sigprocmask, F),
+        nr::IOCTL => (fs::ioctl, P),
+        nr::PREAD64 => (fs::pread64, F),
+        nr::PWRITE64 => (fs::pwrite64, F),
+        nr::READV => (fs::readv, F),
+        nr::WRITEV => (fs::writev, F),
+        nr::ACCESS => (fs::access, P),
+        nr::SCHED_YIELD => (process::sched_yield, F),
+        nr::MADVISE => (mm::madvise, P),
+        nr::DUP => (fs::dup, F),
+        nr::DUP2 => (fs::dup2, F),
+        nr::PAUSE => (signal::pause, P),
+        nr::NANOSLEEP => (time::nanosleep, P),
+        nr::GETPID => (process::getpid, F),
+        nr::EXIT => (process::exit, P),
+        nr::WAIT4 => (process::wait4, P),
+        nr::KILL => (signal::kill, P),
+        nr::UNAME => (info::uname, F),
+        nr::FCNTL => (fs::fcntl, P),
+        nr::FSYNC => (fs::fsync, F),
+        nr::FDATASYNC => (fs::fsync, F),
+        nr::GETDENTS64 => (fs::getdents64, F),
+        nr::GETCWD => (fs::getcwd, F),
+        nr::CHDIR => (fs::chdir, F),
+        nr::FCHDIR => (fs::fchdir, F),
+        nr::READLINK => (fs::readlink, F),
+        nr::UMASK => (fs::umask, F),
+        nr::GETTIMEOFDAY => (time::gettimeofday, F),
+        nr::GETRLIMIT => (process::getrlimit, F),
+        nr::GETRUSAGE => (process::getrusage, P),
+        nr::SYSINFO => (info::sysinfo, P),
+        nr::TIMES => (process::times, P),
+        nr::GETUID => (process::getuid, F),
+        nr::GETGID => (process::getgid, F),
+        nr::SETUID => (process::setuid, P),
+        nr::SETGID => (process::setgid, P),
+        nr::GETEUID => (process::geteuid, F),
+        nr::GETEGID => (process::getegid, F),
+        nr::SETPGID => (process::setpgid, P),
+        nr::GETPPID => (process::getppid, F),
+        nr::GETPGRP => (process::getpgrp, F),
+        nr::SETSID => (process::setsid, P),
+        nr::GETGROUPS => (process::getgroups, F),
+        nr::SETGROUPS => (process::setgroups, P),
+        nr::GETRESUID => (process::getresuid, F),
+        nr::GETRESGID => (process::getresgid, F),
+        nr::GETPGID => (process::getpgid, F),
+        nr::GETSID => (process::getsid, F),
+        nr::RT_SIGPENDING => (signal::rt_sigpending, F),
+        nr::SIGALTSTACK => (signal::sigaltstack, F),
+        nr::STATFS => (fs::statfs, F),
+        nr::FSTATFS => (fs::fstatfs, F),
+        nr::PRCTL => (process::prctl, P),
+        nr::ARCH_PRCTL => (process::arch_prctl, P),
+        nr::SETRLIMIT => (process::setrlimit, F),
+        nr::GETTID => (process::gettid, F),
+        nr::TIME => (time::time, F),
+        nr::SCHED_GETAFFINITY => (process::sched_getaffinity, F),
+        nr::SET_TID_ADDRESS => (process::set_tid_address, F),
+        nr::CLOCK_GETTIME => (time::clock_gettime, F),
+        nr::CLOCK_GETRES => (time::clock_getres, F),
+        nr::CLOCK_NANOSLEEP => (time::clock_nanosleep, P),
+        nr::EXIT_GROUP => (process::exit_group, F),
+        nr::TGKILL => (signal::tgkill, P),
+        nr::TKILL => (signal::tkill, P),
+        nr::OPENAT => (fs::openat, P),
+        nr::NEWFSTATAT => (fs::newfstatat, F),
+        nr::READLINKAT => (fs::readlinkat, F),
+        nr::FACCESSAT => (fs::faccessat, P),
+        nr::FACCESSAT2 => (fs::faccessat2, P),
+        nr::SET_ROBUST_LIST => (process::set_robust_list, F),
+        nr::GET_ROBUST_LIST => (process::get_robust_list, P),
+        nr::DUP3 => (fs::dup3, F),
+        nr::PRLIMIT64 => (process::prlimit64, P),
+        nr::GETCPU => (process::getcpu, F),
+        nr::GETRANDOM => (info::getrandom, F),
+        nr::STATX => (fs::statx, P),
+        nr::CLOSE_RANGE => (fs::close_range, F),
+        _ => return None,
+    })
+}
+
+/// Support level of syscall `n` (for `rvisor help syscalls`).
+pub fn support(n: usize) -> Support {
+    lookup(n).map(|(_, s)| s).unwrap_or(Support::None)
+}
+
+/// Every named x86_64 syscall with its support level.
+pub fn support_table() -> Vec<(usize, &'static str, Support)> {
+    (0..=MAX_NR).filter_map(|n| nr::name(n as u64).map(|name| (n, name, support(n)))).collect()
+}
+
+/// Runs the syscall the task trapped on and stores the result in rax.
+pub fn dispatch(t: &mut Task) {
+    let n = t.regs.orig_rax;
+    let args: Args = [t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9];
+    let result = match usize::try_from(n).ok().and_then(lookup) {
+        Some((handler, _)) => handler(t, &args),
+        None => {
+            t.kernel.report_unimplemented(n, &t.comm);
+            Err(Errno::ENOSYS)
+        }
+    };
+    if tracing::enabled!(tracing::Level::TRACE) {
+        tracing::trace!(tid = t.tid, name = nr::name(n).unwrap_or("?"), ?args, ?result, "syscall");
+    }
+    t.regs.rax = match result {
+        Ok(v) => v,
+        Err(e) => e.as_return(),
+    };
+}

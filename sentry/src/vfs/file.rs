@@ -1,0 +1,205 @@
+//! Open file descriptions.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rvisor_syscalls::flags::open::{O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_WRONLY};
+use rvisor_syscalls::flags::seek::{SEEK_CUR, SEEK_END, SEEK_SET};
+use rvisor_syscalls::types::Stat;
+use rvisor_syscalls::Errno;
+
+use super::dentry::Dentry;
+use super::inode::DirEntry;
+use crate::mm::MemoryManager;
+
+/// What an open file of one kind does. Offsets are managed by [`FileDescription`] for
+/// seekable files; stream files (pipes, terminals, host stdio) ignore `offset`.
+pub trait FileImpl: Send + Sync {
+    /// Reads at `offset` (seekable files) or from the stream.
+    fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno>;
+    /// Writes at `offset` (seekable files) or to the stream.
+    fn write(&self, buf: &[u8], offset: u64) -> Result<usize, Errno>;
+    /// Attributes of the open file.
+    fn stat(&self) -> Result<Stat, Errno>;
+    /// Whether the file keeps its own position (no pread/pwrite; lseek goes to [`Self::seek`]).
+    fn is_stream(&self) -> bool {
+        false
+    }
+    /// lseek(2) on a stream file.
+    fn seek(&self, _offset: i64, _whence: u32) -> Result<u64, Errno> {
+        Err(Errno::ESPIPE)
+    }
+    /// Directory entries from cookie `offset`, at most about `max_bytes` of records.
+    fn getdents(&self, _offset: u64, _max_bytes: usize) -> Result<Vec<DirEntry>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+    /// ioctl(2) requests this file understands.
+    fn ioctl(&self, _mm: &MemoryManager, _cmd: u32, _arg: u64) -> Result<u64, Errno> {
+        Err(Errno::ENOTTY)
+    }
+    /// Whether this is a terminal.
+    fn is_tty(&self) -> bool {
+        false
+    }
+    /// fsync(2)/fdatasync(2).
+    fn sync(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+}
+
+/// An open file: the kind-specific implementation plus the status flags and file offset
+/// shared by every fd that refers to it (after dup or fork).
+pub struct FileDescription {
+    imp: Arc<dyn FileImpl>,
+    dentry: Option<Arc<Dentry>>,
+    flags: AtomicU32,
+    pos: Mutex<u64>,
+}
+
+impl FileDescription {
+    pub fn new(imp: Arc<dyn FileImpl>, dentry: Option<Arc<Dentry>>, flags: u32) -> Arc<FileDescription> {
+        Arc::new(FileDescription { imp, dentry, flags: AtomicU32::new(flags), pos: Mutex::new(0) })
+    }
+
+    pub fn imp(&self) -> &Arc<dyn FileImpl> {
+        &self.imp
+    }
+
+    pub fn dentry(&self) -> Option<&Arc<Dentry>> {
+        self.dentry.as_ref()
+    }
+
+    /// Access mode and status flags (F_GETFL).
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the changeable status flags (F_SETFL): O_APPEND, O_NONBLOCK, O_ASYNC,
+    /// O_DIRECT, O_NOATIME.
+    pub fn set_status_flags(&self, new: u32) {
+        use rvisor_syscalls::flags::open::{O_ASYNC, O_DIRECT, O_NOATIME, O_NONBLOCK};
+        let changeable = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+        let old = self.flags();
+        self.flags.store((old & !changeable) | (new & changeable), Ordering::Relaxed);
+    }
+
+    pub fn readable(&self) -> bool {
+        matches!(self.flags() & O_ACCMODE, O_RDONLY | O_RDWR)
+    }
+
+    pub fn writable(&self) -> bool {
+        matches!(self.flags() & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    /// read(2): at the file position, which advances.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if self.imp.is_stream() {
+            return self.imp.read(buf, 0);
+        }
+        let mut pos = self.pos.lock().map_err(|_| Errno::EIO)?;
+        let n = self.imp.read(buf, *pos)?;
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    /// write(2): at the file position (or the end with O_APPEND), which advances.
+    pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        if self.imp.is_stream() {
+            return self.imp.write(buf, 0);
+        }
+        let mut pos = self.pos.lock().map_err(|_| Errno::EIO)?;
+        if self.flags() & O_APPEND != 0 {
+            *pos = self.imp.stat()?.st_size.max(0) as u64;
+        }
+        let n = self.imp.write(buf, *pos)?;
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    /// pread64(2).
+    pub fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if self.imp.is_stream() {
+            return Err(Errno::ESPIPE);
+        }
+        self.imp.read(buf, offset)
+    }
+
+    /// pwrite64(2).
+    pub fn pwrite(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        if self.imp.is_stream() {
+            return Err(Errno::ESPIPE);
+        }
+        self.imp.write(buf, offset)
+    }
+
+    /// lseek(2).
+    pub fn seek(&self, offset: i64, whence: u32) -> Result<u64, Errno> {
+        if self.imp.is_stream() {
+            return self.imp.seek(offset, whence);
+        }
+        let mut pos = self.pos.lock().map_err(|_| Errno::EIO)?;
+        let base: i64 = match whence {
+            SEEK_SET => 0,
+            SEEK_CUR => *pos as i64,
+            SEEK_END => self.imp.stat()?.st_size,
+            _ => return Err(Errno::EINVAL),
+        };
+        let new = base.checked_add(offset).ok_or(Errno::EOVERFLOW)?;
+        if new < 0 {
+            return Err(Errno::EINVAL);
+        }
+        *pos = new as u64;
+        Ok(*pos)
+    }
+
+    /// getdents64(2) support: entries from the current position; the caller reports how
+    /// many it consumed through [`Self::set_dir_offset`].
+    pub fn dir_entries(&self, max_bytes: usize) -> Result<(u64, Vec<DirEntry>), Errno> {
+        let pos = *self.pos.lock().map_err(|_| Errno::EIO)?;
+        Ok((pos, self.imp.getdents(pos, max_bytes)?))
+    }
+
+    pub fn set_dir_offset(&self, offset: u64) -> Result<(), Errno> {
+        *self.pos.lock().map_err(|_| Errno::EIO)? = offset;
+        Ok(())
+    }
+}
+
+/// A seekable open file read through its [`FileImpl`]: the byte source of mmap and exec.
+struct DescriptionSource(Arc<dyn FileImpl>);
+
+impl crate::mm::FileSource for DescriptionSource {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.0.read(buf, offset)
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(self.0.stat()?.st_size.max(0) as u64)
+    }
+}
+
+/// The file's contents as a [`crate::mm::FileSource`] (ENODEV for streams, which cannot be
+/// mapped).
+pub fn file_source(f: &FileDescription) -> Result<Arc<dyn crate::mm::FileSource>, Errno> {
+    source_of_impl(f.imp().clone())
+}
+
+/// Like [`file_source`] for a bare implementation.
+pub fn source_of_impl(imp: Arc<dyn FileImpl>) -> Result<Arc<dyn crate::mm::FileSource>, Errno> {
+    if imp.is_stream() {
+        return Err(Errno::ENODEV);
+    }
+    Ok(Arc::new(DescriptionSource(imp)))
+}

@@ -1,0 +1,126 @@
+//! The gofer filesystem: the container's files, served by the gofer process.
+
+use std::sync::Arc;
+
+use rvisor_gofer::{Fid, GoferClient, GoferError};
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT};
+use rvisor_syscalls::flags::open::{O_ACCMODE, O_APPEND, O_CREAT, O_RDONLY, O_TRUNC};
+use rvisor_syscalls::types::{Stat, Statfs};
+use rvisor_syscalls::Errno;
+
+use super::file::FileImpl;
+use super::host::HostRegularFile;
+use super::inode::{DirEntry, Inode};
+
+fn errno(e: GoferError) -> Errno {
+    e.errno()
+}
+
+/// A file of the gofer filesystem, named by a gofer fid.
+pub struct GoferInode {
+    client: Arc<GoferClient>,
+    fid: Fid,
+    file_type: u32,
+    read_only: bool,
+}
+
+impl GoferInode {
+    /// The root of the served tree.
+    pub fn attach(client: Arc<GoferClient>, read_only: bool) -> Result<Arc<GoferInode>, Errno> {
+        let (fid, st) = client.attach().map_err(errno)?;
+        Ok(Arc::new(GoferInode { client, fid, file_type: st.st_mode & S_IFMT, read_only }))
+    }
+
+    /// Opens this file and returns the host-backed implementation, for exec.
+    pub fn open_host(&self, flags: u32) -> Result<Arc<HostRegularFile>, Errno> {
+        let fd = self.client.open(self.fid, flags).map_err(errno)?;
+        Ok(Arc::new(HostRegularFile::new(fd)))
+    }
+}
+
+impl Drop for GoferInode {
+    fn drop(&mut self) {
+        if let Err(e) = self.client.clunk(self.fid) {
+            tracing::debug!(fid = self.fid, error = %e, "gofer clunk failed");
+        }
+    }
+}
+
+impl Inode for GoferInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.client.stat(self.fid).map_err(errno)
+    }
+
+    fn file_type(&self) -> u32 {
+        self.file_type
+    }
+
+    fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        if self.file_type != S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        let (fid, st) = self.client.walk(self.fid, name).map_err(errno)?;
+        Ok(Arc::new(GoferInode {
+            client: self.client.clone(),
+            fid,
+            file_type: st.st_mode & S_IFMT,
+            read_only: self.read_only,
+        }))
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        self.client.readlink(self.fid).map_err(errno)
+    }
+
+    fn open(&self, flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
+        let writes = flags & O_ACCMODE != O_RDONLY || flags & (O_TRUNC | O_APPEND | O_CREAT) != 0;
+        if self.file_type == S_IFDIR {
+            if flags & O_ACCMODE != O_RDONLY {
+                return Err(Errno::EISDIR);
+            }
+            return Ok(Arc::new(GoferDir { client: self.client.clone(), fid: self.fid }));
+        }
+        if writes && self.read_only {
+            return Err(Errno::EROFS);
+        }
+        Ok(self.open_host(flags)?)
+    }
+
+    fn statfs(&self) -> Result<Statfs, Errno> {
+        self.client.statfs(self.fid).map_err(errno)
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+}
+
+/// An open directory of the gofer filesystem. The fid stays valid while the owning inode
+/// (held by the description's dentry) lives.
+struct GoferDir {
+    client: Arc<GoferClient>,
+    fid: Fid,
+}
+
+impl FileImpl for GoferDir {
+    fn read(&self, _buf: &mut [u8], _offset: u64) -> Result<usize, Errno> {
+        Err(Errno::EISDIR)
+    }
+
+    fn write(&self, _buf: &[u8], _offset: u64) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.client.stat(self.fid).map_err(errno)
+    }
+
+    fn getdents(&self, offset: u64, max_bytes: usize) -> Result<Vec<DirEntry>, Errno> {
+        let max = u32::try_from(max_bytes).unwrap_or(u32::MAX);
+        let entries = self.client.getdents(self.fid, offset, max).map_err(errno)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| DirEntry { ino: e.ino, next_offset: e.next_offset, d_type: e.d_type, name: e.name })
+            .collect())
+    }
+}

@@ -1,0 +1,222 @@
+//! Files backed by host file descriptors: regular files donated by the gofer and the
+//! sandbox's stdin/stdout/stderr imported from the host.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rvisor_syscalls::flags::ioctl as io;
+use rvisor_syscalls::types::{Stat, Termios, Winsize};
+use rvisor_syscalls::{Errno, Pod};
+
+use super::file::FileImpl;
+use crate::mm::{FileSource, MemoryManager};
+
+/// The errno of the last failed host call.
+pub(crate) fn last_errno() -> Errno {
+    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// fstat(2) of a host fd, in the guest's layout.
+pub(crate) fn host_fstat(fd: &OwnedFd) -> Result<Stat, Errno> {
+    // SAFETY: `st` is a plain C struct that fstat fills completely on success.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is an open descriptor owned by the caller and `st` is a valid out-pointer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
+        return Err(last_errno());
+    }
+    Ok(stat_from_host(&st))
+}
+
+/// Converts a host `struct stat` (same x86_64 layout) field by field.
+pub(crate) fn stat_from_host(st: &libc::stat) -> Stat {
+    Stat {
+        st_dev: st.st_dev,
+        st_ino: st.st_ino,
+        st_nlink: st.st_nlink,
+        st_mode: st.st_mode,
+        st_uid: st.st_uid,
+        st_gid: st.st_gid,
+        __pad0: 0,
+        st_rdev: st.st_rdev,
+        st_size: st.st_size,
+        st_blksize: st.st_blksize,
+        st_blocks: st.st_blocks,
+        st_atime: st.st_atime,
+        st_atime_nsec: st.st_atime_nsec,
+        st_mtime: st.st_mtime,
+        st_mtime_nsec: st.st_mtime_nsec,
+        st_ctime: st.st_ctime,
+        st_ctime_nsec: st.st_ctime_nsec,
+        __unused: [0; 3],
+    }
+}
+
+fn pread_host(fd: &OwnedFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+    loop {
+        // SAFETY: `buf` is a live exclusive slice; the kernel writes at most `buf.len()` bytes.
+        let n = unsafe { libc::pread64(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = last_errno();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// A regular host file opened by the gofer on the guest's behalf.
+pub struct HostRegularFile {
+    fd: OwnedFd,
+}
+
+impl HostRegularFile {
+    pub fn new(fd: OwnedFd) -> HostRegularFile {
+        HostRegularFile { fd }
+    }
+}
+
+impl FileImpl for HostRegularFile {
+    fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        pread_host(&self.fd, buf, offset)
+    }
+
+    fn write(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        let off = i64::try_from(offset).map_err(|_| Errno::EFBIG)?;
+        // SAFETY: `buf` is a live slice; the kernel only reads `buf.len()` bytes from it.
+        let n = unsafe { libc::pwrite64(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        Ok(n as usize)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        host_fstat(&self.fd)
+    }
+
+    fn sync(&self) -> Result<(), Errno> {
+        // SAFETY: fsync on an owned, open descriptor.
+        if unsafe { libc::fsync(self.fd.as_raw_fd()) } < 0 {
+            return Err(last_errno());
+        }
+        Ok(())
+    }
+}
+
+impl FileSource for HostRegularFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        pread_host(&self.fd, buf, offset)
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(host_fstat(&self.fd)?.st_size.max(0) as u64)
+    }
+}
+
+/// One of the sandbox's standard streams, imported from the host (a terminal, pipe or file).
+/// It keeps the host's file position, so output redirected to a host file lands in order.
+pub struct HostStream {
+    fd: OwnedFd,
+    tty: bool,
+}
+
+impl HostStream {
+    pub fn new(fd: OwnedFd) -> HostStream {
+        // SAFETY: isatty only inspects the descriptor.
+        let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
+        HostStream { fd, tty }
+    }
+
+    /// A host ioctl whose argument is a struct of type `T` read from the host and copied out.
+    fn ioctl_out<T: Pod>(&self, mm: &MemoryManager, cmd: u32, arg: u64) -> Result<u64, Errno> {
+        let mut v = T::zeroed();
+        // SAFETY: `v` is a properly sized, writable `T` matching what `cmd` writes (the
+        // commands routed here are TCGETS → termios, TIOCGWINSZ → winsize, FIONREAD → int).
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), cmd as _, &mut v as *mut T) } < 0 {
+            return Err(last_errno());
+        }
+        mm.write_obj(arg, &v)?;
+        Ok(0)
+    }
+
+    /// A host ioctl whose argument is a struct of type `T` copied in from the guest.
+    fn ioctl_in<T: Pod>(&self, mm: &MemoryManager, cmd: u32, arg: u64) -> Result<u64, Errno> {
+        let v: T = mm.read_obj(arg)?;
+        // SAFETY: `v` is a valid `T` matching what `cmd` reads (TCSETS* → termios,
+        // TIOCSWINSZ → winsize); the host only reads it.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), cmd as _, &v as *const T) } < 0 {
+            return Err(last_errno());
+        }
+        Ok(0)
+    }
+}
+
+impl FileImpl for HostStream {
+    fn read(&self, buf: &mut [u8], _offset: u64) -> Result<usize, Errno> {
+        // SAFETY: `buf` is a live exclusive slice; the kernel writes at most `buf.len()` bytes.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        Ok(n as usize)
+    }
+
+    fn write(&self, buf: &[u8], _offset: u64) -> Result<usize, Errno> {
+        // SAFETY: `buf` is a live slice; the kernel reads at most `buf.len()` bytes from it.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        Ok(n as usize)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        host_fstat(&self.fd)
+    }
+
+    fn is_stream(&self) -> bool {
+        true
+    }
+
+    fn seek(&self, offset: i64, whence: u32) -> Result<u64, Errno> {
+        if whence > rvisor_syscalls::flags::seek::SEEK_HOLE {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: lseek on an owned descriptor with a validated whence.
+        let r = unsafe { libc::lseek64(self.fd.as_raw_fd(), offset, whence as i32) };
+        if r < 0 {
+            return Err(last_errno());
+        }
+        Ok(r as u64)
+    }
+
+    fn ioctl(&self, mm: &MemoryManager, cmd: u32, arg: u64) -> Result<u64, Errno> {
+        // Only requests whose argument layout is known are passed to the host; process-group
+        // and session requests are answered by the sentry (see syscalls::fs::ioctl).
+        match cmd {
+            io::FIONREAD => self.ioctl_out::<i32>(mm, cmd, arg),
+            _ if !self.tty => Err(Errno::ENOTTY),
+            io::TCGETS => self.ioctl_out::<Termios>(mm, cmd, arg),
+            io::TCSETS | io::TCSETSW | io::TCSETSF => self.ioctl_in::<Termios>(mm, cmd, arg),
+            io::TIOCGWINSZ => self.ioctl_out::<Winsize>(mm, cmd, arg),
+            io::TIOCSWINSZ => self.ioctl_in::<Winsize>(mm, cmd, arg),
+            io::TCFLSH => {
+                // SAFETY: TCFLSH takes an integer argument by value.
+                if unsafe { libc::ioctl(self.fd.as_raw_fd(), cmd as _, arg as libc::c_ulong) } < 0 {
+                    return Err(last_errno());
+                }
+                Ok(0)
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+
+    fn is_tty(&self) -> bool {
+        self.tty
+    }
+
+    fn sync(&self) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
+}

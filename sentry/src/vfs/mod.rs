@@ -1,0 +1,17 @@
+//! The virtual file system: dentries, inodes, open file descriptions and path walks.
+//!
+//! A filesystem provides [`Inode`]s; the VFS caches them in a [`Dentry`] tree, walks paths
+//! component by component (symlinks, `..`, trailing slashes) and turns an opened inode
+//! into a [`FileDescription`] whose kind-specific behaviour is a [`FileImpl`].
+
+pub mod dentry;
+pub mod file;
+pub mod gofer;
+pub mod host;
+pub mod inode;
+pub mod path;
+
+pub use dentry::Dentry;
+pub use file::{FileDescription, FileImpl};
+pub use inode::{DirEntry, Inode};
+pub use path::{Lookup, Vfs};
