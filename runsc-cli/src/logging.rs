@@ -1,5 +1,5 @@
-//! Log setup: per-process files under `--debug-log`, otherwise errors only on stderr (the
-//! guest's stderr is the user's, so the sandbox stays quiet there).
+//! Log setup: per-process files under `--debug-log`, otherwise nothing (the guest's
+//! stderr is the user's, so the sandbox stays quiet there; `RVISOR_LOG` turns stderr logs on).
 
 use std::fs::OpenOptions;
 
@@ -29,7 +29,7 @@ pub fn init(g: &GlobalFlags, role: &str) {
         }
     }
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("RVISOR_LOG").unwrap_or_else(|_| EnvFilter::new("error")))
+        .with_env_filter(EnvFilter::try_from_env("RVISOR_LOG").unwrap_or_else(|_| EnvFilter::new("off")))
         .with_writer(std::io::stderr)
         .try_init();
 }

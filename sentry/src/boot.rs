@@ -17,6 +17,7 @@ use crate::kernel::signal::SignalState;
 use crate::kernel::task::{default_rlimits, Creds, ExitStatus, FsContext};
 use crate::kernel::{run, Kernel, Task, UtsInfo};
 use crate::mm::MemoryFile;
+use crate::vfs::devfs::DevDir;
 use crate::vfs::gofer::GoferInode;
 use crate::vfs::host::HostStream;
 use crate::vfs::{Dentry, FileDescription, Lookup, Vfs};
@@ -81,6 +82,7 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
     let client = Arc::new(GoferClient::new(gofer));
     let root_inode = GoferInode::attach(client, spec.root_read_only).map_err(BootError::Root)?;
     let root = Dentry::new_root(root_inode);
+    root.mount_child(b"dev", DevDir::new());
     let uts = UtsInfo { nodename: spec.hostname.clone(), release: spec.kernel_release.clone(), ..UtsInfo::default() };
     let kernel = Kernel::new(platform, memory, Vfs::new(root.clone()), uts);
 

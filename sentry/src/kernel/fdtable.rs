@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(t.install(file(), false, 10, 64).unwrap(), 10);
         assert!(t.cloexec(2).unwrap());
         t.close_on_exec();
-        assert_eq!(t.get(2).unwrap_err(), Errno::EBADF);
-        assert_eq!(t.get(-1).unwrap_err(), Errno::EBADF);
+        assert_eq!(t.get(2).err(), Some(Errno::EBADF));
+        assert_eq!(t.get(-1).err(), Some(Errno::EBADF));
     }
 }

@@ -25,6 +25,7 @@ pub fn run(t: &mut Task) -> ExitStatus {
             Ok(Event::Interrupted) => {}
             Err(e) => {
                 tracing::error!(error = %e, tid = t.tid, "platform failure; killing the task");
+                eprintln!("rvisor: sandbox task {} failed: {e}", t.tid);
                 t.exit_group(ExitStatus::Signaled(rvisor_syscalls::flags::signal::SIGKILL));
             }
         }

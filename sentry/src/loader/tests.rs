@@ -231,6 +231,8 @@ fn pie_with_bss_is_loaded_near_elf_et_dyn_base() {
 fn aslr_randomises_pie_stack_and_brk() {
     let (mm1, _, _) = new_mm();
     let (mm2, _, _) = new_mm();
+    mm1.set_aslr(true);
+    mm2.set_aslr(true);
     let a = load_bytes(&mm1, pie(None)).unwrap();
     let b = load_bytes(&mm2, pie(None)).unwrap();
     assert_ne!((a.entry, a.stack_pointer, a.brk_base), (b.entry, b.stack_pointer, b.brk_base));

@@ -289,7 +289,9 @@ mod tests {
         let (mm, as_, _) = new_mm();
         let data: Vec<u8> = (0..2 * PAGE_SIZE as usize + 100).map(|i| (i % 251) as u8).collect();
         let f: Arc<dyn FileSource> = Arc::new(MemFile(data.clone()));
-        let a = mm.mmap(0, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, Some((f.clone(), PAGE_SIZE))).unwrap();
+        // At the start of a fault-around window, so the window covers the whole file.
+        let at = 0x1000_0000;
+        let a = mm.mmap(at, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, Some((f.clone(), PAGE_SIZE))).unwrap();
         mm.handle_fault(a, AccessType::Read).unwrap();
         let calls = as_.take();
         let [AsCall::Map { addr, len, .. }] = calls.as_slice() else { panic!("{calls:?}") };

@@ -262,13 +262,11 @@ mod tests {
         let len = 64usize << 20;
         let a = mm.mmap(0, len as u64, RW, ANON, None).unwrap();
         let data: Vec<u8> = (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect();
-        let t = std::time::Instant::now();
         mm.copy_out(a, &data).unwrap();
         let mut back = vec![0u8; len];
         mm.copy_in(a, &mut back).unwrap();
         assert!(back == data);
         assert_eq!(mm.realised_bytes(), len as u64);
-        assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
     }
 
     #[test]

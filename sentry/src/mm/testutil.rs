@@ -72,5 +72,8 @@ pub fn new_mm() -> (MemoryManager, Arc<MockAddressSpace>, Arc<MemoryFile>) {
     let mf = MemoryFile::with_window(4 << 30).unwrap();
     let as_ = Arc::new(MockAddressSpace::default());
     let mm = MemoryManager::new(mf.clone(), as_.clone(), MAX_ADDR);
+    // Deterministic layout: fault-around windows are aligned, so results must not depend
+    // on where a randomised mmap base happens to fall.
+    mm.set_aslr(false);
     (mm, as_, mf)
 }

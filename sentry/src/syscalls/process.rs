@@ -382,3 +382,66 @@ pub fn getcpu(t: &mut Task, a: &Args) -> SysResult {
 pub fn wait4(_t: &mut Task, _a: &Args) -> SysResult {
     Err(Errno::ECHILD)
 }
+
+/// Reads a NULL-terminated array of string pointers (argv/envp) from guest memory.
+/// E2BIG when the strings exceed what one exec may pass.
+fn copy_in_string_array(t: &Task, mut addr: u64) -> Result<Vec<Vec<u8>>, Errno> {
+    use rvisor_syscalls::flags::limits::MAX_ARG_STRLEN;
+    /// Linux bounds argv+envp by a quarter of the stack limit; rvisor's loader checks the
+    /// exact figure, this only stops a hostile guest from making the sentry copy forever.
+    const MAX_TOTAL: usize = 32 << 20;
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    if addr == 0 {
+        return Ok(out);
+    }
+    loop {
+        let p: u64 = t.read_obj(addr)?;
+        if p == 0 {
+            return Ok(out);
+        }
+        let s = t.mm.copy_in_cstring(p, MAX_ARG_STRLEN).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+        total += s.len() + 1 + 8;
+        if total > MAX_TOTAL {
+            return Err(Errno::E2BIG);
+        }
+        out.push(s);
+        addr = addr.checked_add(8).ok_or(Errno::EFAULT)?;
+    }
+}
+
+fn do_execveat(t: &mut Task, dirfd: i32, path_addr: u64, argv: u64, envp: u64, flags: u32) -> SysResult {
+    use rvisor_syscalls::flags::at::{AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW};
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.copy_in_path(path_addr)?;
+    let argv = copy_in_string_array(t, argv)?;
+    let envp = copy_in_string_array(t, envp)?;
+    let (dentry, execfn) = if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        let f = t.file(dirfd)?;
+        (f.dentry().ok_or(Errno::EACCES)?.clone(), format!("/dev/fd/{dirfd}").into_bytes())
+    } else {
+        let d = t.lookup_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        if d.inode().is_symlink() {
+            return Err(Errno::ELOOP);
+        }
+        (d, path)
+    };
+    let fs = t.fs().clone();
+    let image = crate::kernel::exec::load_image(&t.kernel, &fs, &t.creds, dentry, execfn, argv, envp)?;
+    t.install_image(image);
+    Ok(0)
+}
+
+/// execve(2). Only the calling thread exists so far, so no other threads need killing.
+pub fn execve(t: &mut Task, a: &Args) -> SysResult {
+    do_execveat(t, rvisor_syscalls::flags::at::AT_FDCWD, a[0], a[1], a[2], 0)
+}
+
+pub fn execveat(t: &mut Task, a: &Args) -> SysResult {
+    do_execveat(t, a[0] as i32, a[1], a[2], a[3], a[4] as u32)
+}

@@ -51,6 +51,20 @@ impl Dentry {
         Ok(children.entry(name.to_vec()).or_insert(d).clone())
     }
 
+    /// Mounts a filesystem whose root is `inode` on the child `name`, hiding what the
+    /// parent's filesystem has there. The mount root's parent is this dentry, so `..` and
+    /// path names work across the mount.
+    pub fn mount_child(self: &Arc<Self>, name: &[u8], inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        let d = Arc::new(Dentry {
+            name: name.to_vec(),
+            parent: Some(Arc::downgrade(self)),
+            inode,
+            children: Mutex::new(HashMap::new()),
+        });
+        self.children.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_vec(), d.clone());
+        d
+    }
+
     /// The absolute path of this dentry below `root`, or `None` if it is not under `root`.
     pub fn path_from(self: &Arc<Self>, root: &Arc<Dentry>) -> Option<Vec<u8>> {
         let mut parts: Vec<Vec<u8>> = Vec::new();

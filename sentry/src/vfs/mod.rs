@@ -5,6 +5,7 @@
 //! into a [`FileDescription`] whose kind-specific behaviour is a [`FileImpl`].
 
 pub mod dentry;
+pub mod devfs;
 pub mod file;
 pub mod gofer;
 pub mod host;
