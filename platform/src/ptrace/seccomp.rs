@@ -1,0 +1,270 @@
+//! The stub process's own seccomp filter.
+//!
+//! Guest code never reaches this filter: every guest `syscall` instruction is stopped by
+//! `PTRACE_SYSEMU`, and the kernel runs the ptrace syscall-entry work *before* seccomp and
+//! then skips the syscall entirely when SYSEMU is set (`syscall_trace_enter` returns early),
+//! so the filter is never consulted for it. The only syscalls that really execute in a stub
+//! are the ones the stub blob makes while setting up and the ones the tracer injects (with
+//! `PTRACE_CONT`) at the blob's injection site. The filter is defence in depth: should the
+//! stub ever run a syscall the tracer did not intend — from anywhere but the stub page, or
+//! one the stub never needs — the whole stub process is killed.
+//!
+//! One guest action does reach it: a call into the legacy vsyscall page, which the kernel
+//! emulates as a syscall after consulting seccomp (but not `PTRACE_SYSEMU`). Those calls are
+//! trapped (`SECCOMP_RET_TRAP`: nothing runs, the stub gets a SIGSYS the tracer reports).
+//!
+//! The filter is hand-written classic BPF: seccompiler's rule language can match the
+//! syscall number and arguments but not `seccomp_data.instruction_pointer`, and the
+//! instruction-pointer check is the point of this filter.
+
+use super::stub::{STUB_ADDR, STUB_SIZE};
+
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const BPF_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+/// `AUDIT_ARCH_X86_64` (EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE).
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// The legacy vsyscall page (entries at +0, +0x400, +0x800).
+const VSYSCALL_ADDR: u64 = 0xffff_ffff_ff60_0000;
+
+/// Offsets in `struct seccomp_data`.
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+const OFF_IP_LO: u32 = 8;
+const OFF_IP_HI: u32 = 12;
+
+/// Syscalls the stub page may make:
+/// - `munmap`: the blob's start-up (dropping the copy of the sentry), and injected unmaps;
+/// - `mmap`, `mprotect`: injected mappings of the memory file;
+/// - `rseq`: the injected unregistration of the restartable-sequences area inherited from
+///   the sentry's thread (that area disappears with the rest of the sentry's memory);
+/// - `exit_group`: the blob's failure path.
+///
+/// `clone` will join the list with multi-threaded address spaces (see `PtraceAddressSpace`).
+pub const STUB_SYSCALLS: &[i64] = &[
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mprotect,
+    libc::SYS_rseq,
+    libc::SYS_exit_group,
+];
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// Builds the filter. Allocates: call it before `fork`.
+pub fn stub_filter() -> Vec<libc::sock_filter> {
+    const _: () = assert!(STUB_SIZE == 0x1000 && STUB_ADDR & 0xfff == 0);
+    // Layout: 13 header instructions, one JEQ per allowed syscall, then KILL, TRAP, ALLOW.
+    const HEADER: usize = 13;
+    let kill = HEADER + STUB_SYSCALLS.len();
+    let trap = kill + 1;
+    let allow = kill + 2;
+    // A conditional jump at index `from` to index `target` encodes `target - (from + 1)`.
+    let to = |from: usize, target: usize| -> u8 { (target - from - 1) as u8 };
+
+    let mut f = Vec::with_capacity(allow + 1);
+    // 0: kill if the syscall does not use the x86_64 ABI (i386 `int 0x80`; x32 numbers have
+    // bit 30 set and match none of the numbers below).
+    f.push(stmt(BPF_LD_W_ABS, OFF_ARCH));
+    f.push(jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 0, to(1, kill)));
+    // 2: a guest call into the legacy vsyscall page makes the kernel emulate the syscall,
+    // and that emulation consults seccomp but not PTRACE_SYSEMU. Trap it (SIGSYS, nothing
+    // executed) so that the tracer reports it to the sentry instead of the stub dying.
+    f.push(stmt(BPF_LD_W_ABS, OFF_IP_HI));
+    f.push(jump(BPF_JEQ_K, (VSYSCALL_ADDR >> 32) as u32, 0, to(3, 8)));
+    f.push(stmt(BPF_LD_W_ABS, OFF_IP_LO));
+    f.push(jump(BPF_JEQ_K, VSYSCALL_ADDR as u32, to(5, trap), 0));
+    f.push(jump(
+        BPF_JEQ_K,
+        VSYSCALL_ADDR as u32 + 0x400,
+        to(6, trap),
+        0,
+    ));
+    f.push(jump(
+        BPF_JEQ_K,
+        VSYSCALL_ADDR as u32 + 0x800,
+        to(7, trap),
+        to(7, kill),
+    ));
+    // 8: kill unless instruction_pointer (the address after the `syscall` instruction) lies
+    // in the stub page. The accumulator still holds its upper half.
+    f.push(jump(BPF_JEQ_K, (STUB_ADDR >> 32) as u32, 0, to(8, kill)));
+    f.push(stmt(BPF_LD_W_ABS, OFF_IP_LO));
+    f.push(stmt(BPF_AND_K, !(STUB_SIZE as u32 - 1)));
+    f.push(jump(BPF_JEQ_K, STUB_ADDR as u32, 0, to(11, kill)));
+    // 12: only the syscalls the stub needs.
+    f.push(stmt(BPF_LD_W_ABS, OFF_NR));
+    debug_assert_eq!(f.len(), HEADER);
+    for (i, nr) in STUB_SYSCALLS.iter().enumerate() {
+        let at = HEADER + i;
+        f.push(jump(BPF_JEQ_K, *nr as u32, to(at, allow), 0));
+    }
+    debug_assert_eq!(f.len(), kill);
+    f.push(stmt(BPF_RET_K, libc::SECCOMP_RET_KILL_PROCESS));
+    f.push(stmt(BPF_RET_K, libc::SECCOMP_RET_TRAP));
+    f.push(stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW));
+    f
+}
+
+/// Installs `filter` on the calling thread. Async-signal-safe (no allocation): used in the
+/// freshly forked stub. Returns the raw syscall result (0 on success, -1 with errno set).
+///
+/// # Safety
+/// Only sound to call in a process that may be confined for good (the stub child).
+pub unsafe fn install(filter: &[libc::sock_filter]) -> libc::c_long {
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut _,
+    };
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return -1;
+    }
+    // SAFETY: `prog` points to `filter`, which outlives the call; the kernel copies it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ptrace::stub::reserve_stub_page;
+
+    /// Forks a child that installs the filter and runs `body`; returns its wait status.
+    fn run_confined(body: fn() -> !) -> i32 {
+        let filter = stub_filter();
+        // SAFETY: the child only makes raw, async-signal-safe calls (prctl, seccomp, the
+        // body's raw syscalls, _exit) and never returns into the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: we are the forked child, which may be confined.
+            if unsafe { install(&filter) } != 0 {
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(100) };
+            }
+            body();
+        }
+        let mut status = 0;
+        // SAFETY: waitpid writes one int to a live local.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        status
+    }
+
+    #[test]
+    fn filter_kills_syscall_made_outside_the_stub_page() {
+        fn body() -> ! {
+            // SAFETY: raw syscalls without memory arguments.
+            unsafe {
+                libc::syscall(libc::SYS_getpid);
+                libc::syscall(libc::SYS_exit_group, 0);
+            }
+            unreachable!()
+        }
+        let status = run_confined(body);
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
+    }
+
+    #[test]
+    fn filter_kills_allowed_syscall_made_outside_the_stub_page() {
+        fn body() -> ! {
+            // SAFETY: exit_group takes an integer.
+            unsafe { libc::syscall(libc::SYS_exit_group, 7) };
+            unreachable!()
+        }
+        let status = run_confined(body);
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
+    }
+
+    /// Code placed in the stub page: `mov eax, NR; mov edi, 42; syscall; ud2`.
+    fn stub_page_code(nr: u32) -> Vec<u8> {
+        let mut c = vec![0xb8];
+        c.extend_from_slice(&nr.to_le_bytes());
+        c.extend_from_slice(&[0xbf, 42, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b]);
+        c
+    }
+
+    fn run_in_stub_page(code: Vec<u8>) -> i32 {
+        reserve_stub_page().expect("reserve stub page");
+        let filter = stub_filter();
+        // SAFETY: the child only makes raw, async-signal-safe calls and jumps to code it
+        // wrote into its own copy of the stub page; it never returns into the harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: the stub page is reserved (mapped PROT_NONE) in this process and
+            // unused by anything else; we make it writable, copy, make it executable.
+            unsafe {
+                let page = STUB_ADDR as *mut libc::c_void;
+                if libc::mprotect(page, STUB_SIZE as usize, libc::PROT_READ | libc::PROT_WRITE) != 0
+                {
+                    libc::_exit(101);
+                }
+                std::ptr::copy_nonoverlapping(code.as_ptr(), page as *mut u8, code.len());
+                if libc::mprotect(page, STUB_SIZE as usize, libc::PROT_READ | libc::PROT_EXEC) != 0
+                {
+                    libc::_exit(102);
+                }
+                if install(&filter) != 0 {
+                    libc::_exit(100);
+                }
+                std::arch::asm!("jmp {0}", in(reg) STUB_ADDR, options(noreturn));
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waitpid writes one int to a live local.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        status
+    }
+
+    #[test]
+    fn filter_allows_stub_syscalls_from_the_stub_page() {
+        let status = run_in_stub_page(stub_page_code(libc::SYS_exit_group as u32));
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 42);
+    }
+
+    #[test]
+    fn filter_kills_other_syscalls_from_the_stub_page() {
+        // exit(2) is not in the list (only exit_group is).
+        let status = run_in_stub_page(stub_page_code(libc::SYS_exit as u32));
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
+    }
+
+    #[test]
+    fn filter_jumps_stay_in_bounds() {
+        let f = stub_filter();
+        for (i, ins) in f.iter().enumerate() {
+            if ins.code == BPF_JEQ_K {
+                assert!(i + 1 + (ins.jt as usize) < f.len());
+                assert!(i + 1 + (ins.jf as usize) < f.len());
+            }
+        }
+        assert_eq!(f[f.len() - 3].k, libc::SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(f[f.len() - 2].k, libc::SECCOMP_RET_TRAP);
+        assert_eq!(f[f.len() - 1].k, libc::SECCOMP_RET_ALLOW);
+    }
+}

@@ -1,0 +1,576 @@
+//! The stub process: creation (fork + a hand-assembled machine-code blob), the per-thread
+//! tracer state, and syscall injection.
+//!
+//! A stub is a forked copy of the sentry that throws the copy away: the child maps the stub
+//! blob at [`STUB_ADDR`], confines itself with the stub seccomp filter and jumps to the blob,
+//! which unmaps every other page of the address space (the sentry's memory, the vDSO, the
+//! vvar page) and stops with `int3`. From then on the process contains only the one stub
+//! page plus whatever the tracer maps into it by injecting `mmap` calls at the blob's
+//! injection site (`syscall; int3`).
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use nix::errno::Errno;
+
+use super::fp::{self, FpKind};
+use super::seccomp;
+use super::sys::{self, WaitStatus};
+use super::INTERRUPT_SIGNAL;
+use crate::{FpState, PlatformError, Regs};
+
+/// Address of the stub page. Guest memory lives below it ([`crate::Platform::max_user_address`]
+/// is `STUB_ADDR`), so the guest can never map over the stub.
+pub const STUB_ADDR: u64 = 0x7fff_fffe_0000;
+/// Size of the stub page.
+pub const STUB_SIZE: u64 = 0x1000;
+/// Top of the x86_64 user address space (4-level paging, `TASK_SIZE_MAX`).
+pub const USER_TOP: u64 = 0x7fff_ffff_f000;
+/// The file descriptor under which the stub holds the sentry's memory file (its only fd).
+pub const STUB_MEMFD: i32 = 3;
+
+/// Offset of the injection site (`syscall; int3`) in the stub page.
+const INJECT_OFFSET: u64 = 0x80;
+/// Where injected syscalls execute.
+pub const INJECT_ADDR: u64 = STUB_ADDR + INJECT_OFFSET;
+/// `rip` at the stop after an injected syscall (just past the `int3`).
+const INJECT_TRAP_RIP: u64 = INJECT_ADDR + 3;
+/// `rip` at the first stop, the blob's leading `int3` (before it unmaps anything).
+const START_TRAP_RIP: u64 = STUB_ADDR + 1;
+/// Offset just past the `int3` that ends the blob's start-up.
+const READY_OFFSET: u64 = 0x3a;
+const READY_TRAP_RIP: u64 = STUB_ADDR + READY_OFFSET;
+
+/// Exit statuses of the stub child when a set-up step fails (reported in `StubDied`).
+const EXIT_PDEATHSIG: i32 = 10;
+const EXIT_PARENT_GONE: i32 = 11;
+const EXIT_TRACEME: i32 = 12;
+const EXIT_MPROTECT: i32 = 13;
+const EXIT_DUP2: i32 = 14;
+const EXIT_SECCOMP: i32 = 15;
+/// The blob's own failure path (a start-up `munmap` failed).
+const EXIT_BLOB: i32 = 127;
+
+fn describe_exit(status: WaitStatus) -> String {
+    let step = match status {
+        WaitStatus::Exited(EXIT_PDEATHSIG) => " (stub set-up: PR_SET_PDEATHSIG failed)",
+        WaitStatus::Exited(EXIT_PARENT_GONE) => " (stub set-up: the sentry went away)",
+        WaitStatus::Exited(EXIT_TRACEME) => " (stub set-up: PTRACE_TRACEME failed)",
+        WaitStatus::Exited(EXIT_MPROTECT) => " (stub set-up: mprotect of the stub page failed)",
+        WaitStatus::Exited(EXIT_DUP2) => " (stub set-up: dup2 of the memory file failed)",
+        WaitStatus::Exited(EXIT_SECCOMP) => " (stub set-up: installing the seccomp filter failed)",
+        WaitStatus::Exited(EXIT_BLOB) => " (stub set-up: unmapping the sentry's memory failed)",
+        WaitStatus::Signaled(libc::SIGSYS) => " (stub seccomp filter)",
+        _ => "",
+    };
+    format!("{}{}", status.describe(), step)
+}
+
+// ---------------------------------------------------------------------------------------
+// The blob.
+
+/// The stub page's machine code. It never touches a stack (there is none after start-up).
+///
+/// ```text
+/// 0x00: int3                          ; start stop: the tracer unregisters rseq, sets options
+/// 0x01: mov eax, SYS_munmap
+///       xor edi, edi
+///       mov rsi, STUB_ADDR
+///       syscall                       ; munmap(0, STUB_ADDR)
+///       test rax, rax
+///       jnz fail
+///       mov eax, SYS_munmap
+///       mov rdi, STUB_ADDR+STUB_SIZE
+///       mov rsi, USER_TOP-(STUB_ADDR+STUB_SIZE)
+///       syscall                       ; munmap(everything above the stub page)
+///       test rax, rax
+///       jnz fail
+/// 0x39: int3                          ; ready stop
+/// fail: mov eax, SYS_exit_group
+///       mov edi, 127
+///       syscall
+///       ud2
+/// 0x80: syscall                       ; injection site
+///       int3
+/// ```
+pub fn stub_blob() -> Vec<u8> {
+    fn mov_eax(c: &mut Vec<u8>, imm: u32) {
+        c.push(0xb8);
+        c.extend_from_slice(&imm.to_le_bytes());
+    }
+    fn mov_r64(c: &mut Vec<u8>, opcode: u8, imm: u64) {
+        c.extend_from_slice(&[0x48, opcode]);
+        c.extend_from_slice(&imm.to_le_bytes());
+    }
+    const MOV_RDI: u8 = 0xbf;
+    const MOV_RSI: u8 = 0xbe;
+    const SYSCALL: [u8; 2] = [0x0f, 0x05];
+    const TEST_RAX_RAX: [u8; 3] = [0x48, 0x85, 0xc0];
+    const INT3: u8 = 0xcc;
+
+    let mut c = Vec::with_capacity(INJECT_OFFSET as usize + 3);
+    let mut fail_jumps = Vec::new();
+    c.push(INT3);
+    mov_eax(&mut c, libc::SYS_munmap as u32);
+    c.extend_from_slice(&[0x31, 0xff]); // xor edi, edi
+    mov_r64(&mut c, MOV_RSI, STUB_ADDR);
+    c.extend_from_slice(&SYSCALL);
+    c.extend_from_slice(&TEST_RAX_RAX);
+    c.extend_from_slice(&[0x75, 0]); // jnz rel8 (patched)
+    fail_jumps.push(c.len() - 1);
+    mov_eax(&mut c, libc::SYS_munmap as u32);
+    mov_r64(&mut c, MOV_RDI, STUB_ADDR + STUB_SIZE);
+    mov_r64(&mut c, MOV_RSI, USER_TOP - (STUB_ADDR + STUB_SIZE));
+    c.extend_from_slice(&SYSCALL);
+    c.extend_from_slice(&TEST_RAX_RAX);
+    c.extend_from_slice(&[0x75, 0]);
+    fail_jumps.push(c.len() - 1);
+    c.push(INT3);
+    debug_assert_eq!(c.len() as u64, READY_OFFSET);
+    let fail = c.len();
+    for at in fail_jumps {
+        c[at] = (fail - (at + 1)) as u8;
+    }
+    mov_eax(&mut c, libc::SYS_exit_group as u32);
+    c.push(0xbf); // mov edi, imm32
+    c.extend_from_slice(&(EXIT_BLOB as u32).to_le_bytes());
+    c.extend_from_slice(&SYSCALL);
+    c.extend_from_slice(&[0x0f, 0x0b]); // ud2
+    c.resize(INJECT_OFFSET as usize, INT3);
+    c.extend_from_slice(&SYSCALL);
+    c.push(INT3);
+    c
+}
+
+// ---------------------------------------------------------------------------------------
+// The reserved stub page in the sentry.
+
+/// Reserves [`STUB_ADDR`] in the sentry as an inaccessible page, once per process, so that
+/// nothing of the sentry (a thread stack, a library, a heap arena) can ever live there: the
+/// forked stub then turns its copy of this page into the stub page without clobbering
+/// anything it still runs on. The sentry's copy stays `PROT_NONE`, so the sentry itself has
+/// no executable `syscall` gadget at a fixed address.
+pub fn reserve_stub_page() -> Result<(), PlatformError> {
+    static RESERVED: OnceLock<Result<(), i32>> = OnceLock::new();
+    let r = RESERVED.get_or_init(|| {
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; we map a fresh,
+        // inaccessible anonymous page that nothing in the process references.
+        let p = unsafe {
+            libc::mmap(
+                STUB_ADDR as *mut libc::c_void,
+                STUB_SIZE as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | libc::MAP_NORESERVE
+                    | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last() as i32);
+        }
+        if p as u64 != STUB_ADDR {
+            // A kernel older than 4.17 treats MAP_FIXED_NOREPLACE as a hint.
+            // SAFETY: `p` is the page we just mapped and nobody else knows about.
+            unsafe { libc::munmap(p, STUB_SIZE as usize) };
+            return Err(libc::EEXIST);
+        }
+        Ok(())
+    });
+    r.map_err(|errno| PlatformError::Host {
+        call: "mmap (reserve the stub page)",
+        source: std::io::Error::from_raw_os_error(errno),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Creating a stub.
+
+/// Everything the forked child needs, prepared (and allocated) before `fork`.
+struct ChildArgs<'a> {
+    parent: libc::pid_t,
+    memfd: i32,
+    filter: &'a [libc::sock_filter],
+    blob: &'a [u8],
+    max_fd: u32,
+}
+
+/// The forked child. Runs in a copy of a multi-threaded process, so it makes only raw,
+/// async-signal-safe libc calls: no allocation, no locks, no panics.
+///
+/// # Safety
+/// Must only be called in the child right after `fork`.
+unsafe fn child_main(a: &ChildArgs<'_>) -> ! {
+    // SAFETY (whole function): every call below is a thin libc syscall wrapper given
+    // integer arguments or pointers to live locals/`a`'s borrowed data, which the fork
+    // copied into this process; the stub page was reserved before fork, so changing its
+    // protection and writing the blob into it clobbers nothing this code still uses.
+    unsafe {
+        // Let the tracer see every signal (the sentry thread may block some).
+        let empty: u64 = 0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            0usize,
+            8usize,
+        );
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            libc::_exit(EXIT_PDEATHSIG);
+        }
+        if libc::getppid() != a.parent {
+            libc::_exit(EXIT_PARENT_GONE);
+        }
+        if libc::syscall(libc::SYS_ptrace, sys::PTRACE_TRACEME, 0, 0, 0) != 0 {
+            libc::_exit(EXIT_TRACEME);
+        }
+        let page = STUB_ADDR as *mut libc::c_void;
+        if libc::mprotect(page, STUB_SIZE as usize, libc::PROT_READ | libc::PROT_WRITE) != 0 {
+            libc::_exit(EXIT_MPROTECT);
+        }
+        std::ptr::copy_nonoverlapping(a.blob.as_ptr(), page as *mut u8, a.blob.len());
+        if libc::mprotect(page, STUB_SIZE as usize, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+            libc::_exit(EXIT_MPROTECT);
+        }
+        if a.memfd != STUB_MEMFD && libc::dup2(a.memfd, STUB_MEMFD) != STUB_MEMFD {
+            libc::_exit(EXIT_DUP2);
+        }
+        let lo = libc::syscall(libc::SYS_close_range, 0u32, (STUB_MEMFD - 1) as u32, 0u32);
+        let hi = libc::syscall(
+            libc::SYS_close_range,
+            (STUB_MEMFD + 1) as u32,
+            u32::MAX,
+            0u32,
+        );
+        if lo != 0 || hi != 0 {
+            // close_range is Linux 5.9+; close one by one below the fd limit.
+            for fd in 0..a.max_fd as i32 {
+                if fd != STUB_MEMFD {
+                    libc::close(fd);
+                }
+            }
+        }
+        // The last syscall made from Rust code: from here on only the stub page may make
+        // syscalls.
+        if seccomp::install(a.filter) != 0 {
+            libc::_exit(EXIT_SECCOMP);
+        }
+        std::arch::asm!("jmp {0}", in(reg) STUB_ADDR, options(noreturn));
+    }
+}
+
+/// Kills and reaps a freshly forked child if set-up fails before it is handed over.
+struct ChildGuard(Option<i32>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            kill_and_reap(pid);
+        }
+    }
+}
+
+/// SIGKILLs the stub process `pid` and reaps it. Never panics.
+pub fn kill_and_reap(pid: i32) {
+    // SAFETY: kill takes integers; `pid` is our unreaped child, so it cannot be recycled.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    loop {
+        match sys::wait(pid, 0) {
+            Ok(Some(s)) if s.is_exit() => break,
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+}
+
+/// Forks a new stub process traced by the calling thread and waits until it is ready.
+pub fn spawn(memfd: BorrowedFd<'_>) -> Result<StubThread, PlatformError> {
+    reserve_stub_page()?;
+    let filter = seccomp::stub_filter();
+    let blob = stub_blob();
+    let mut rlim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one struct rlimit to a live local.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) };
+    let args = ChildArgs {
+        // SAFETY: getpid has no arguments.
+        parent: unsafe { libc::getpid() },
+        memfd: memfd.as_raw_fd(),
+        filter: &filter,
+        blob: &blob,
+        max_fd: rlim.rlim_cur.min(1 << 16) as u32,
+    };
+    // SAFETY: the child runs only `child_main`, which is async-signal-safe and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(PlatformError::last_os("fork (stub)"));
+    }
+    if pid == 0 {
+        // SAFETY: we are the child right after fork.
+        unsafe { child_main(&args) }
+    }
+    let mut guard = ChildGuard(Some(pid));
+    let tracer = sys::current_tid();
+    let mut st = StubState {
+        regs: None,
+        exited: None,
+        fp_owner: 0, /* pristine */
+        fp_kind: FpKind::Fxsave,
+        evicted_fp: None,
+    };
+    let ready = (|| {
+        // The child stops at the blob's first int3, before it unmaps anything.
+        wait_trap(pid, &mut st, START_TRAP_RIP)?;
+        sys::set_options(pid, sys::PTRACE_O_EXITKILL | sys::PTRACE_O_TRACESYSGOOD)
+            .map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETOPTIONS)", pid, e))?;
+        unregister_rseq(pid, &mut st)?;
+        sys::resume(sys::PTRACE_CONT, pid)
+            .map_err(|e| st.ptrace_failed("ptrace(PTRACE_CONT)", pid, e))?;
+        let regs = wait_trap(pid, &mut st, READY_TRAP_RIP)?;
+        st.regs = Some(regs);
+        // Replace the FPU state inherited from the sentry thread by the initial state.
+        st.fp_kind =
+            fp::probe(pid).map_err(|e| st.ptrace_failed("ptrace(PTRACE_GETREGSET)", pid, e))?;
+        fp::write(pid, st.fp_kind, &fp::default_state().bytes)
+            .map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETREGSET)", pid, e))?;
+        Ok::<(), PlatformError>(())
+    })();
+    if let Err(e) = ready {
+        if st.exited.is_some() {
+            // Already reaped: the pid may be reused, never signal it again.
+            guard.0 = None;
+        }
+        return Err(e);
+    }
+    guard.0 = None;
+    tracing::debug!(pid, tracer, "ptrace stub ready");
+    Ok(StubThread {
+        tid: pid,
+        tgid: pid,
+        tracer,
+        state: Mutex::new(st),
+    })
+}
+
+/// Unregisters the restartable-sequences area glibc registered for the sentry thread the
+/// stub was forked from. That area is unmapped with the rest of the sentry's memory; left
+/// registered, the kernel would raise SIGSEGV when it fails to update it after a
+/// preemption.
+fn unregister_rseq(pid: i32, st: &mut StubState) -> Result<(), PlatformError> {
+    let conf = match sys::get_rseq_configuration(pid) {
+        Ok(c) => c,
+        // Before Linux 5.13 there is no way to ask; glibc registers rseq only on 5.x+
+        // kernels that have it, so this is best effort on those old kernels.
+        Err(Errno::EIO | Errno::EINVAL) => return Ok(()),
+        Err(e) => {
+            return Err(sys::ptrace_error(
+                "ptrace(PTRACE_GET_RSEQ_CONFIGURATION)",
+                pid,
+                e,
+            ))
+        }
+    };
+    if conf.rseq_abi_pointer == 0 {
+        return Ok(());
+    }
+    const RSEQ_FLAG_UNREGISTER: u64 = 1;
+    let args = [
+        conf.rseq_abi_pointer,
+        conf.rseq_abi_size as u64,
+        RSEQ_FLAG_UNREGISTER,
+        conf.signature as u64,
+        0,
+        0,
+    ];
+    let r = inject(pid, st, libc::SYS_rseq, args)?;
+    if r != 0 {
+        return Err(PlatformError::Host {
+            call: "rseq(RSEQ_FLAG_UNREGISTER) in the stub",
+            source: std::io::Error::from_raw_os_error(-r as i32),
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// A traced stub thread.
+
+/// One stub thread and the host thread tracing it.
+#[derive(Debug)]
+pub struct StubThread {
+    pub tid: i32,
+    pub tgid: i32,
+    /// Host tid of the tracer; only that thread may use the stub thread.
+    pub tracer: i32,
+    state: Mutex<StubState>,
+}
+
+/// Tracer-side knowledge about a stub thread. Only the tracer thread (and the address
+/// space's drop) lock it, so it is uncontended.
+#[derive(Debug)]
+pub struct StubState {
+    /// The stub thread's registers as last read or written, `None` while unknown.
+    pub regs: Option<Regs>,
+    /// Set once the stub is dead and reaped (or must not be touched again).
+    pub exited: Option<String>,
+    /// Id of the context whose FPU state is loaded in the stub thread (0: the initial state).
+    pub fp_owner: u64,
+    /// How the FPU state is transferred.
+    pub fp_kind: FpKind,
+    /// The FPU state of a context that had to make room for another one on this thread.
+    pub evicted_fp: Option<(u64, FpState)>,
+}
+
+impl StubThread {
+    pub fn lock(&self) -> MutexGuard<'_, StubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl StubState {
+    /// Fails with `StubDied` once the stub is gone.
+    pub fn check_alive(&self, pid: i32) -> Result<(), PlatformError> {
+        match &self.exited {
+            Some(reason) => Err(PlatformError::StubDied {
+                pid,
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed tracer call: if the stub is gone (`ESRCH`), reaps it if it can.
+    pub fn ptrace_failed(&mut self, call: &'static str, tid: i32, e: Errno) -> PlatformError {
+        self.regs = None;
+        if e == Errno::ESRCH {
+            if let Ok(Some(s)) = sys::wait(tid, libc::WNOHANG) {
+                if s.is_exit() {
+                    return self.died(tid, s);
+                }
+            }
+        }
+        sys::ptrace_error(call, tid, e)
+    }
+
+    /// Records the exit `status` reaped by a `waitpid`.
+    pub fn died(&mut self, tid: i32, status: WaitStatus) -> PlatformError {
+        let reason = describe_exit(status);
+        tracing::debug!(tid, %reason, "ptrace stub died");
+        self.exited = Some(reason.clone());
+        self.regs = None;
+        PlatformError::StubDied { pid: tid, reason }
+    }
+}
+
+/// Waits for the `int3` stop whose `rip` is `expect_rip`, suppressing signals that are not
+/// faults. Returns the registers at that stop.
+///
+/// An [`INTERRUPT_SIGNAL`] stop is suppressed: `Interrupter::interrupt` sets the context's
+/// `pending` flag before sending the signal, so the interrupt is remembered there and the
+/// next switch returns `Interrupted`.
+fn wait_trap(tid: i32, st: &mut StubState, expect_rip: u64) -> Result<Regs, PlatformError> {
+    loop {
+        let status = match sys::wait(tid, 0) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => return Err(st.ptrace_failed("waitpid (stub)", tid, e)),
+        };
+        let sig = match status {
+            WaitStatus::Stopped { sig, event: 0 } => sig,
+            WaitStatus::Stopped { .. } => 0,
+            _ => return Err(st.died(tid, status)),
+        };
+        if sig == libc::SIGTRAP {
+            let regs = sys::get_regs(tid)
+                .map_err(|e| st.ptrace_failed("ptrace(PTRACE_GETREGS)", tid, e))?;
+            if regs.rip == expect_rip {
+                return Ok(regs);
+            }
+            st.regs = Some(regs);
+            return Err(PlatformError::UnexpectedStop {
+                tid,
+                what: format!("SIGTRAP at {:#x}, expected {expect_rip:#x}", regs.rip),
+            });
+        }
+        if matches!(
+            sig,
+            libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGSYS
+        ) {
+            st.regs = None;
+            return Err(PlatformError::UnexpectedStop {
+                tid,
+                what: format!("signal {sig} in stub code"),
+            });
+        }
+        if sig == INTERRUPT_SIGNAL {
+            tracing::trace!(
+                tid,
+                "interrupt signal while the stub runs its own code; deferred"
+            );
+        }
+        sys::resume(sys::PTRACE_CONT, tid)
+            .map_err(|e| st.ptrace_failed("ptrace(PTRACE_CONT)", tid, e))?;
+    }
+}
+
+/// Makes the stopped stub thread `tid` execute syscall `nr` with `args` at the injection
+/// site and returns the raw result (`-errno` on failure). The thread's registers are saved
+/// and restored, so guest state is unaffected. Must be called on the tracer thread.
+pub fn inject(tid: i32, st: &mut StubState, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
+    st.check_alive(tid)?;
+    let saved = match st.regs {
+        Some(r) => r,
+        None => {
+            sys::get_regs(tid).map_err(|e| st.ptrace_failed("ptrace(PTRACE_GETREGS)", tid, e))?
+        }
+    };
+    let mut r = saved;
+    r.rip = INJECT_ADDR;
+    r.rax = nr as u64;
+    r.rdi = args[0];
+    r.rsi = args[1];
+    r.rdx = args[2];
+    r.r10 = args[3];
+    r.r8 = args[4];
+    r.r9 = args[5];
+    // No syscall restart on this stop, and no single-stepping (TF) through the stub.
+    r.orig_rax = u64::MAX;
+    r.eflags = 0x202;
+    sys::set_regs(tid, &r).map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETREGS)", tid, e))?;
+    st.regs = None;
+    sys::resume(sys::PTRACE_CONT, tid)
+        .map_err(|e| st.ptrace_failed("ptrace(PTRACE_CONT)", tid, e))?;
+    let after = wait_trap(tid, st, INJECT_TRAP_RIP);
+    // Restore the guest's registers whatever happened, so a failed call leaves the stub
+    // consistent if it is still alive.
+    let restored = sys::set_regs(tid, &saved);
+    let after = after?;
+    restored.map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETREGS)", tid, e))?;
+    st.regs = Some(saved);
+    Ok(after.rax as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_layout_matches_the_constants() {
+        let b = stub_blob();
+        assert_eq!(b[0], 0xcc);
+        assert_eq!(b[READY_OFFSET as usize - 1], 0xcc);
+        assert_eq!(&b[INJECT_OFFSET as usize..], &[0x0f, 0x05, 0xcc]);
+        assert!(b.len() as u64 <= STUB_SIZE);
+        // Both start-up `jnz` jump to the exit_group path right after the ready int3.
+        for (i, w) in b.windows(2).enumerate().take(READY_OFFSET as usize) {
+            if w[0] == 0x75 && i > 0 && b[i - 1] == 0xc0 {
+                assert_eq!(i + 2 + w[1] as usize, READY_OFFSET as usize);
+            }
+        }
+        assert_eq!(b[READY_OFFSET as usize], 0xb8);
+    }
+}
