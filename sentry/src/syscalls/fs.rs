@@ -257,7 +257,7 @@ fn check_open_permission(t: &Task, d: &Dentry, flags: u32) -> Result<(), Errno> 
     if want_write && d.inode().read_only() && matches!(d.inode().file_type(), S_IFREG | S_IFDIR) {
         return Err(Errno::EROFS);
     }
-    let st = d.inode().stat()?;
+    let st = d.inode().cached_stat()?;
     may_access(t, &st, want_read, want_write, false, false)
 }
 
@@ -619,7 +619,7 @@ fn set_cwd(t: &mut Task, d: Arc<Dentry>) -> SysResult {
     if !d.inode().is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    let st = d.inode().stat()?;
+    let st = d.inode().cached_stat()?;
     may_access(t, &st, false, false, true, false)?;
     t.fs().cwd = d;
     Ok(0)

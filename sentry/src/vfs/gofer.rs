@@ -3,14 +3,21 @@
 use std::sync::Arc;
 
 use rvisor_gofer::{Fid, GoferClient, GoferError};
-use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT};
-use rvisor_syscalls::flags::open::{O_ACCMODE, O_APPEND, O_CREAT, O_RDONLY, O_TRUNC};
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT, S_IFREG};
+use rvisor_syscalls::flags::open::{
+    O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_LARGEFILE, O_NOATIME, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY,
+    O_TRUNC,
+};
 use rvisor_syscalls::types::{Stat, Statfs};
 use rvisor_syscalls::Errno;
 
 use super::file::FileImpl;
 use super::host::HostRegularFile;
 use super::inode::{DirEntry, Inode};
+
+/// Open flags that do not change how the host file is opened for reading (the sentry
+/// keeps status flags in its own file description).
+const SHAREABLE_FLAGS: u32 = O_CLOEXEC | O_LARGEFILE | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK | O_NOATIME | O_DIRECTORY;
 
 fn errno(e: GoferError) -> Errno {
     e.errno()
@@ -20,6 +27,12 @@ fn errno(e: GoferError) -> Errno {
 pub struct GoferInode {
     client: Arc<GoferClient>,
     fid: Fid,
+    /// Attributes as of the last walk or stat.
+    attr: std::sync::Mutex<Stat>,
+    /// A read-only host fd of this file, shared by every read-only open: reads use
+    /// pread at the description's own offset, so sharing is invisible to the guest, and it
+    /// saves a gofer round trip per open.
+    shared_ro: std::sync::Mutex<Option<Arc<HostRegularFile>>>,
     file_type: u32,
     read_only: bool,
 }
@@ -28,7 +41,7 @@ impl GoferInode {
     /// The root of the served tree.
     pub fn attach(client: Arc<GoferClient>, read_only: bool) -> Result<Arc<GoferInode>, Errno> {
         let (fid, st) = client.attach().map_err(errno)?;
-        Ok(Arc::new(GoferInode { client, fid, file_type: st.st_mode & S_IFMT, read_only }))
+        Ok(Arc::new(GoferInode { client, fid, attr: std::sync::Mutex::new(st), shared_ro: Default::default(), file_type: st.st_mode & S_IFMT, read_only }))
     }
 
     /// Opens this file and returns the host-backed implementation, for exec.
@@ -48,7 +61,13 @@ impl Drop for GoferInode {
 
 impl Inode for GoferInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        self.client.stat(self.fid).map_err(errno)
+        let st = self.client.stat(self.fid).map_err(errno)?;
+        *self.attr.lock().unwrap_or_else(|p| p.into_inner()) = st;
+        Ok(st)
+    }
+
+    fn cached_stat(&self) -> Result<Stat, Errno> {
+        Ok(*self.attr.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn file_type(&self) -> u32 {
@@ -63,6 +82,8 @@ impl Inode for GoferInode {
         Ok(Arc::new(GoferInode {
             client: self.client.clone(),
             fid,
+            attr: std::sync::Mutex::new(st),
+            shared_ro: Default::default(),
             file_type: st.st_mode & S_IFMT,
             read_only: self.read_only,
         }))
@@ -83,7 +104,17 @@ impl Inode for GoferInode {
         if writes && self.read_only {
             return Err(Errno::EROFS);
         }
-        Ok(self.open_host(flags)?)
+        let plain_read = flags & O_ACCMODE == O_RDONLY && flags & !(O_ACCMODE | SHAREABLE_FLAGS) == 0;
+        if !plain_read || self.file_type != S_IFREG {
+            return Ok(self.open_host(flags)?);
+        }
+        let mut shared = self.shared_ro.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = shared.as_ref() {
+            return Ok(f.clone());
+        }
+        let f = self.open_host(O_RDONLY)?;
+        *shared = Some(f.clone());
+        Ok(f)
     }
 
     fn statfs(&self) -> Result<Statfs, Errno> {

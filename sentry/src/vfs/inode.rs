@@ -22,6 +22,12 @@ pub struct DirEntry {
 pub trait Inode: Send + Sync {
     /// Current attributes.
     fn stat(&self) -> Result<Stat, Errno>;
+    /// Attributes for permission checks: may come from a cache filled by the lookup
+    /// (ownership and mode rarely change, and a stale answer only affects an access check
+    /// that the host re-checks on open).
+    fn cached_stat(&self) -> Result<Stat, Errno> {
+        self.stat()
+    }
     /// The file type bits (`S_IFMT` part of `st_mode`), which never change.
     fn file_type(&self) -> u32;
     /// The child called `name` (one component, never `.` or `..`).
