@@ -26,4 +26,12 @@ command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust (r
 
 # The integration tests run target/release/rvisor, which `cargo test` does not build.
 cargo build --release --workspace
-cargo test --release --workspace --no-fail-fast
+# Doc tests are left out (the crates have none), so the runner's last lines are real tests.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release --workspace --no-fail-fast --lib --bins --tests 2>&1 | tee "$log" || status=$?
+# One closing line over all test binaries.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

@@ -424,3 +424,44 @@ pub mod limits {
     pub const SYMLOOP_MAX: u32 = 40;
     pub const PAGE_SIZE: u64 = 4096;
 }
+
+/// poll(2) events.
+pub mod poll {
+    pub const POLLIN: u32 = 0x001;
+    pub const POLLPRI: u32 = 0x002;
+    pub const POLLOUT: u32 = 0x004;
+    pub const POLLERR: u32 = 0x008;
+    pub const POLLHUP: u32 = 0x010;
+    pub const POLLNVAL: u32 = 0x020;
+    pub const POLLRDNORM: u32 = 0x040;
+    pub const POLLRDBAND: u32 = 0x080;
+    pub const POLLWRNORM: u32 = 0x100;
+    pub const POLLWRBAND: u32 = 0x200;
+    pub const POLLMSG: u32 = 0x400;
+    pub const POLLRDHUP: u32 = 0x2000;
+}
+
+/// futex(2) operations and flags.
+pub mod futex {
+    pub const FUTEX_WAIT: u32 = 0;
+    pub const FUTEX_WAKE: u32 = 1;
+    pub const FUTEX_FD: u32 = 2;
+    pub const FUTEX_REQUEUE: u32 = 3;
+    pub const FUTEX_CMP_REQUEUE: u32 = 4;
+    pub const FUTEX_WAKE_OP: u32 = 5;
+    pub const FUTEX_LOCK_PI: u32 = 6;
+    pub const FUTEX_UNLOCK_PI: u32 = 7;
+    pub const FUTEX_TRYLOCK_PI: u32 = 8;
+    pub const FUTEX_WAIT_BITSET: u32 = 9;
+    pub const FUTEX_WAKE_BITSET: u32 = 10;
+    pub const FUTEX_WAIT_REQUEUE_PI: u32 = 11;
+    pub const FUTEX_CMP_REQUEUE_PI: u32 = 12;
+    pub const FUTEX_LOCK_PI2: u32 = 13;
+    pub const FUTEX_PRIVATE_FLAG: u32 = 128;
+    pub const FUTEX_CLOCK_REALTIME: u32 = 256;
+    pub const FUTEX_CMD_MASK: u32 = !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    pub const FUTEX_BITSET_MATCH_ANY: u32 = 0xffff_ffff;
+    pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+    pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+    pub const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+}

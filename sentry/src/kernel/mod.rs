@@ -5,6 +5,7 @@ pub mod fdtable;
 pub mod run;
 pub mod signal;
 pub mod task;
+pub mod wait;
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;

@@ -41,6 +41,17 @@ pub trait FileImpl: Send + Sync {
     fn is_tty(&self) -> bool {
         false
     }
+    /// The poll(2) events (`POLLIN`, `POLLOUT`, `POLLHUP`, ...) that hold now.
+    /// Regular files and directories are always ready.
+    fn readiness(&self) -> u32 {
+        use rvisor_syscalls::flags::poll::{POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+        POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
+    }
+    /// The queue notified whenever [`Self::readiness`] may have changed; `None` for files
+    /// whose readiness never changes.
+    fn wait_queue(&self) -> Option<&crate::kernel::wait::WaitQueue> {
+        None
+    }
     /// fsync(2)/fdatasync(2).
     fn sync(&self) -> Result<(), Errno> {
         Ok(())
