@@ -110,7 +110,7 @@ pub fn load_image(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, dentry: Arc<De
 fn read_full(f: &dyn FileImpl, buf: &mut [u8]) -> Result<usize, Errno> {
     let mut done = 0;
     while done < buf.len() {
-        let n = f.read(&mut buf[done..], done as u64)?;
+        let n = f.read(&mut buf[done..], done as u64, 0)?;
         if n == 0 {
             break;
         }

@@ -128,10 +128,10 @@ mod tests {
 
     struct Dummy;
     impl FileImpl for Dummy {
-        fn read(&self, _: &mut [u8], _: u64) -> Result<usize, Errno> {
+        fn read(&self, _: &mut [u8], _: u64, _flags: u32) -> Result<usize, Errno> {
             Ok(0)
         }
-        fn write(&self, b: &[u8], _: u64) -> Result<usize, Errno> {
+        fn write(&self, b: &[u8], _: u64, _flags: u32) -> Result<usize, Errno> {
             Ok(b.len())
         }
         fn stat(&self) -> Result<Stat, Errno> {

@@ -183,10 +183,10 @@ pub fn lseek(t: &mut Task, a: &Args) -> SysResult {
 struct PathFile(Arc<Dentry>);
 
 impl FileImpl for PathFile {
-    fn read(&self, _: &mut [u8], _: u64) -> Result<usize, Errno> {
+    fn read(&self, _: &mut [u8], _: u64, _flags: u32) -> Result<usize, Errno> {
         Err(Errno::EBADF)
     }
-    fn write(&self, _: &[u8], _: u64) -> Result<usize, Errno> {
+    fn write(&self, _: &[u8], _: u64, _flags: u32) -> Result<usize, Errno> {
         Err(Errno::EBADF)
     }
     fn stat(&self) -> Result<Stat, Errno> {

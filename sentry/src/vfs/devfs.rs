@@ -106,11 +106,11 @@ struct DevDirFile {
 }
 
 impl FileImpl for DevDirFile {
-    fn read(&self, _: &mut [u8], _: u64) -> Result<usize, Errno> {
+    fn read(&self, _: &mut [u8], _: u64, _flags: u32) -> Result<usize, Errno> {
         Err(Errno::EISDIR)
     }
 
-    fn write(&self, _: &[u8], _: u64) -> Result<usize, Errno> {
+    fn write(&self, _: &[u8], _: u64, _flags: u32) -> Result<usize, Errno> {
         Err(Errno::EBADF)
     }
 
@@ -170,7 +170,7 @@ struct MemDevFile {
 }
 
 impl FileImpl for MemDevFile {
-    fn read(&self, buf: &mut [u8], _offset: u64) -> Result<usize, Errno> {
+    fn read(&self, buf: &mut [u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
         match self.kind {
             MemDev::Null => Ok(0),
             MemDev::Zero | MemDev::Full => {
@@ -188,7 +188,7 @@ impl FileImpl for MemDevFile {
         }
     }
 
-    fn write(&self, buf: &[u8], _offset: u64) -> Result<usize, Errno> {
+    fn write(&self, buf: &[u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
         match self.kind {
             MemDev::Full => Err(Errno::ENOSPC),
             _ => Ok(buf.len()),

@@ -15,10 +15,11 @@ use crate::mm::MemoryManager;
 /// What an open file of one kind does. Offsets are managed by [`FileDescription`] for
 /// seekable files; stream files (pipes, terminals, host stdio) ignore `offset`.
 pub trait FileImpl: Send + Sync {
-    /// Reads at `offset` (seekable files) or from the stream.
-    fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno>;
-    /// Writes at `offset` (seekable files) or to the stream.
-    fn write(&self, buf: &[u8], offset: u64) -> Result<usize, Errno>;
+    /// Reads at `offset` (seekable files) or from the stream. `flags` are the open file
+    /// description's status flags (O_NONBLOCK decides whether an empty stream blocks).
+    fn read(&self, buf: &mut [u8], offset: u64, flags: u32) -> Result<usize, Errno>;
+    /// Writes at `offset` (seekable files) or to the stream (`flags` as for `read`).
+    fn write(&self, buf: &[u8], offset: u64, flags: u32) -> Result<usize, Errno>;
     /// Attributes of the open file.
     fn stat(&self) -> Result<Stat, Errno>;
     /// Whether the file keeps its own position (no pread/pwrite; lseek goes to [`Self::seek`]).
@@ -108,10 +109,10 @@ impl FileDescription {
             return Err(Errno::EBADF);
         }
         if self.imp.is_stream() {
-            return self.imp.read(buf, 0);
+            return self.imp.read(buf, 0, self.flags());
         }
         let mut pos = self.pos.lock().map_err(|_| Errno::EIO)?;
-        let n = self.imp.read(buf, *pos)?;
+        let n = self.imp.read(buf, *pos, self.flags())?;
         *pos += n as u64;
         Ok(n)
     }
@@ -122,13 +123,13 @@ impl FileDescription {
             return Err(Errno::EBADF);
         }
         if self.imp.is_stream() {
-            return self.imp.write(buf, 0);
+            return self.imp.write(buf, 0, self.flags());
         }
         let mut pos = self.pos.lock().map_err(|_| Errno::EIO)?;
         if self.flags() & O_APPEND != 0 {
             *pos = self.imp.stat()?.st_size.max(0) as u64;
         }
-        let n = self.imp.write(buf, *pos)?;
+        let n = self.imp.write(buf, *pos, self.flags())?;
         *pos += n as u64;
         Ok(n)
     }
@@ -141,7 +142,7 @@ impl FileDescription {
         if self.imp.is_stream() {
             return Err(Errno::ESPIPE);
         }
-        self.imp.read(buf, offset)
+        self.imp.read(buf, offset, self.flags())
     }
 
     /// pwrite64(2).
@@ -152,7 +153,7 @@ impl FileDescription {
         if self.imp.is_stream() {
             return Err(Errno::ESPIPE);
         }
-        self.imp.write(buf, offset)
+        self.imp.write(buf, offset, self.flags())
     }
 
     /// lseek(2).
@@ -193,7 +194,7 @@ struct DescriptionSource(Arc<dyn FileImpl>);
 
 impl crate::mm::FileSource for DescriptionSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        self.0.read(buf, offset)
+        self.0.read(buf, offset, 0)
     }
 
     fn size(&self) -> Result<u64, Errno> {

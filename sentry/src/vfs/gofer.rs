@@ -134,11 +134,11 @@ struct GoferDir {
 }
 
 impl FileImpl for GoferDir {
-    fn read(&self, _buf: &mut [u8], _offset: u64) -> Result<usize, Errno> {
+    fn read(&self, _buf: &mut [u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
         Err(Errno::EISDIR)
     }
 
-    fn write(&self, _buf: &[u8], _offset: u64) -> Result<usize, Errno> {
+    fn write(&self, _buf: &[u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
         Err(Errno::EBADF)
     }
 

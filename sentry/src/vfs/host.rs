@@ -77,11 +77,11 @@ impl HostRegularFile {
 }
 
 impl FileImpl for HostRegularFile {
-    fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    fn read(&self, buf: &mut [u8], offset: u64, _flags: u32) -> Result<usize, Errno> {
         pread_host(&self.fd, buf, offset)
     }
 
-    fn write(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+    fn write(&self, buf: &[u8], offset: u64, _flags: u32) -> Result<usize, Errno> {
         let off = i64::try_from(offset).map_err(|_| Errno::EFBIG)?;
         // SAFETY: `buf` is a live slice; the kernel only reads `buf.len()` bytes from it.
         let n = unsafe { libc::pwrite64(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
@@ -153,7 +153,7 @@ impl HostStream {
 }
 
 impl FileImpl for HostStream {
-    fn read(&self, buf: &mut [u8], _offset: u64) -> Result<usize, Errno> {
+    fn read(&self, buf: &mut [u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
         // SAFETY: `buf` is a live exclusive slice; the kernel writes at most `buf.len()` bytes.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
@@ -162,7 +162,7 @@ impl FileImpl for HostStream {
         Ok(n as usize)
     }
 
-    fn write(&self, buf: &[u8], _offset: u64) -> Result<usize, Errno> {
+    fn write(&self, buf: &[u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
         // SAFETY: `buf` is a live slice; the kernel reads at most `buf.len()` bytes from it.
         let n = unsafe { libc::write(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
         if n < 0 {
