@@ -2,7 +2,7 @@
 //! and the first process.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use rvisor_gofer::GoferClient;
 use rvisor_platform::ptrace::PtracePlatform;
@@ -11,11 +11,14 @@ use rvisor_syscalls::flags::open::O_ACCMODE;
 use rvisor_syscalls::Errno;
 use serde::{Deserialize, Serialize};
 
+use rvisor_syscalls::flags::signal::SS_DISABLE;
+use rvisor_syscalls::types::{SigAction, SigAltStack, SigSet};
+
+use crate::kernel::clone::{spawn, Prepare, TaskSeed};
 use crate::kernel::exec::{find_executable, initial_regs, load_image};
 use crate::kernel::fdtable::FdTable;
-use crate::kernel::signal::SignalState;
 use crate::kernel::task::{default_rlimits, Creds, ExitStatus, FsContext};
-use crate::kernel::{run, Kernel, Task, UtsInfo};
+use crate::kernel::{Kernel, TaskHandle, ThreadGroup, UtsInfo};
 use crate::mm::MemoryFile;
 use crate::vfs::devfs::DevDir;
 use crate::vfs::gofer::GoferInode;
@@ -92,19 +95,9 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
         let file = FileDescription::new(Arc::new(HostStream::new(fd)), None, flags);
         fds.install_at(i as i32, file, false, 3).map_err(|e| BootError::Stdio(std::io::Error::from_raw_os_error(e.0)))?;
     }
-
-    // The task runs on its own host thread: that thread traces the stub processes, so
-    // everything touching the address space happens there.
-    let thread = std::thread::Builder::new()
-        .name("task-1".into())
-        .spawn(move || -> Result<ExitStatus, BootError> {
-            let mut task = start_init(kernel, spec, fds)?;
-            Ok(run::run(&mut task))
-        })
-        .map_err(|_| BootError::TaskThread)?;
-    thread.join().map_err(|_| BootError::TaskThread)?
+    start_init(&kernel, spec, fds)?;
+    Ok(kernel.wait_for_init())
 }
-
 /// The access mode of a host fd, as open flags.
 fn host_access_mode(fd: &OwnedFd) -> std::io::Result<u32> {
     // SAFETY: F_GETFL only reads the descriptor's flags.
@@ -115,8 +108,9 @@ fn host_access_mode(fd: &OwnedFd) -> std::io::Result<u32> {
     Ok(fl as u32 & O_ACCMODE)
 }
 
-/// Creates the sandbox's first process (pid 1) and loads its program.
-fn start_init(kernel: Arc<Kernel>, spec: BootSpec, fds: FdTable) -> Result<Task, BootError> {
+/// Creates the sandbox's first process (pid 1) on its own host thread and loads its
+/// program there; returns once the program is loaded (or failed to load).
+fn start_init(kernel: &Arc<Kernel>, spec: BootSpec, fds: FdTable) -> Result<(), BootError> {
     let root = kernel.vfs.root().clone();
     let cwd = kernel
         .vfs
@@ -125,37 +119,54 @@ fn start_init(kernel: Arc<Kernel>, spec: BootSpec, fds: FdTable) -> Result<Task,
         .map_err(|errno| BootError::Cwd { path: spec.cwd.clone(), errno })?;
     let fs = FsContext { root, cwd, umask: 0o022 };
     let creds = Creds::new(spec.uid, spec.gid, spec.additional_gids.clone());
-    let argv: Vec<Vec<u8>> = spec.args.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let envp: Vec<Vec<u8>> = spec.env.iter().map(|e| e.as_bytes().to_vec()).collect();
-    let path_env = envp.iter().find_map(|e| e.strip_prefix(b"PATH=")).map(|p| p.to_vec());
-    let exec_err = |errno| BootError::Exec { path: spec.args[0].clone(), errno };
-
-    let (dentry, execfn) = find_executable(&kernel, &fs, &argv[0], path_env.as_deref()).map_err(exec_err)?;
-    let image = load_image(&kernel, &fs, &creds, dentry, execfn, argv, envp).map_err(exec_err)?;
-    let context = kernel.platform.new_context()?;
     let tid = kernel.alloc_tid();
-    let mut task = Task {
+    let handlers = Arc::new(Mutex::new([SigAction::default(); 64]));
+    let tg = ThreadGroup::new(tid, Weak::new(), tid, tid, 0, handlers);
+    let handle = TaskHandle::new(tid, tg.clone(), SigSet::default());
+    tg.lock().threads.push(handle.clone());
+    {
+        let mut tables = kernel.tables();
+        tables.tasks.insert(tid, handle.clone());
+        tables.groups.insert(tid, tg);
+    }
+    let seed = TaskSeed {
         kernel: kernel.clone(),
-        tid,
-        tgid: tid,
-        ppid: 0,
-        pgid: tid,
-        sid: tid,
+        handle,
         regs: initial_regs(0, 0),
-        context,
-        mm: image.mm.clone(),
+        fp: None,
+        mm: None,
         fds: Arc::new(Mutex::new(fds)),
         fs: Arc::new(Mutex::new(fs)),
         creds,
-        signals: SignalState::default(),
         rlimits: Arc::new(Mutex::new(default_rlimits())),
         comm: Vec::new(),
         clear_child_tid: 0,
-        robust_list: (0, 0),
+        altstack: SigAltStack { ss_flags: SS_DISABLE, ..Default::default() },
         no_new_privs: false,
-        pdeath_signal: 0,
-        exit: None,
     };
-    task.install_image(image);
-    Ok(task)
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), BootError>>();
+    let k = kernel.clone();
+    let prepare: Prepare = Box::new(move |seed: &mut TaskSeed| {
+        let argv: Vec<Vec<u8>> = spec.args.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let envp: Vec<Vec<u8>> = spec.env.iter().map(|e| e.as_bytes().to_vec()).collect();
+        let path_env = envp.iter().find_map(|e| e.strip_prefix(b"PATH=")).map(|p| p.to_vec());
+        let fs = seed.fs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let loaded = find_executable(&k, &fs, &argv[0], path_env.as_deref())
+            .and_then(|(dentry, execfn)| load_image(&k, &fs, &seed.creds, dentry, execfn, argv, envp));
+        match loaded {
+            Ok(image) => {
+                seed.mm = Some(image.mm);
+                seed.regs = image.regs;
+                seed.comm = image.comm;
+                let _ = tx.send(Ok(()));
+                Ok(())
+            }
+            Err(errno) => {
+                let _ = tx.send(Err(BootError::Exec { path: spec.args[0].clone(), errno }));
+                Err(errno)
+            }
+        }
+    });
+    spawn(seed, Some(prepare)).map_err(|_| BootError::TaskThread)?;
+    rx.recv().map_err(|_| BootError::TaskThread)?
 }

@@ -153,6 +153,12 @@ pub mod mman {
     pub const MADV_DONTFORK: u32 = 10;
     pub const MADV_DOFORK: u32 = 11;
     pub const MADV_HUGEPAGE: u32 = 14;
+    pub const MADV_WIPEONFORK: u32 = 18;
+    pub const MADV_KEEPONFORK: u32 = 19;
+    pub const MCL_CURRENT: u32 = 1;
+    pub const MCL_FUTURE: u32 = 2;
+    pub const MCL_ONFAULT: u32 = 4;
+    pub const MLOCK_ONFAULT: u32 = 1;
     pub const MADV_NOHUGEPAGE: u32 = 15;
     pub const MS_ASYNC: u32 = 1;
     pub const MS_INVALIDATE: u32 = 2;

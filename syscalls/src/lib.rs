@@ -5,6 +5,7 @@ pub mod errno;
 pub mod flags;
 pub mod nr;
 pub mod pod;
+pub mod signal;
 pub mod types;
 
 pub use errno::Errno;

@@ -154,14 +154,65 @@ impl Task {
         self.regs = image.regs;
         self.comm = image.comm;
         self.fds().close_on_exec();
-        // Handlers are reset by exec; ignored signals stay ignored (signal(7)).
-        for a in self.signals.actions.iter_mut() {
-            if a.handler != rvisor_syscalls::flags::signal::SIG_IGN {
-                *a = Default::default();
+        // Handlers are reset by exec; ignored signals stay ignored (signal(7)). The table is
+        // unshared from any process that shared it through CLONE_SIGHAND.
+        let tg = self.tg().clone();
+        let old = *tg.handlers().lock().unwrap_or_else(|p| p.into_inner());
+        let mut fresh = [rvisor_syscalls::types::SigAction::default(); 64];
+        for (new, old) in fresh.iter_mut().zip(old.iter()) {
+            if old.handler == rvisor_syscalls::flags::signal::SIG_IGN {
+                new.handler = old.handler;
             }
         }
-        self.signals.altstack = Default::default();
-        self.signals.altstack.ss_flags = rvisor_syscalls::flags::signal::SS_DISABLE;
+        *tg.handlers.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(std::sync::Mutex::new(fresh));
+        self.altstack = rvisor_syscalls::types::SigAltStack { ss_flags: rvisor_syscalls::flags::signal::SS_DISABLE, ..Default::default() };
+        self.robust_list = (0, 0);
+        // A vfork parent waits for this moment.
+        tg.lock().vfork_done = true;
+        tg.state_events.notify_all();
+    }
+
+    /// Makes the caller the only thread of its group before an exec: the others exit, and
+    /// the caller takes the group leader's id.
+    pub fn become_sole_thread(&mut self) -> Result<(), Errno> {
+        let tg = self.tg().clone();
+        let others: Vec<_> = tg.lock().threads.iter().filter(|h| !Arc::ptr_eq(h, &self.handle)).cloned().collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        for h in &others {
+            h.exit_requested.store(true, std::sync::atomic::Ordering::SeqCst);
+            h.kick();
+        }
+        loop {
+            let r = super::wait::block_on(&[&tg.state_events], None, || {
+                let g = tg.lock();
+                if !matches!(g.state, super::thread_group::TgState::Running) {
+                    return Some(Err(Errno::EINTR));
+                }
+                (g.threads.len() == 1).then_some(Ok(()))
+            });
+            match r {
+                Ok(()) => break,
+                Err(Errno::ERESTARTSYS) => {
+                    // Only a kill of the group ends this wait; other signals wait for later.
+                    super::wait::current_waker().clear_interrupt();
+                    if tg.exit_status().is_some() {
+                        return Err(Errno::EINTR);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        super::wait::current_waker().interrupt();
+        let old_tid = self.tid();
+        if old_tid != tg.tgid {
+            let mut tables = self.kernel.tables();
+            tables.tasks.remove(&old_tid);
+            self.handle.set_tid(tg.tgid);
+            tables.tasks.insert(tg.tgid, self.handle.clone());
+        }
+        Ok(())
     }
 }
 

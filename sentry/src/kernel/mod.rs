@@ -1,14 +1,23 @@
 //! The kernel: global sandbox state, tasks, and the run loop.
 
+pub mod clone;
+pub mod deliver;
 pub mod exec;
+pub mod exit;
 pub mod fdtable;
+pub mod futex;
+pub mod futex_hooks;
 pub mod run;
 pub mod signal;
+pub mod signal_frame;
 pub mod task;
+pub mod thread_group;
+pub mod timer;
 pub mod wait;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use rvisor_platform::Platform;
@@ -17,7 +26,8 @@ use rvisor_syscalls::nr::MAX_NR;
 use crate::mm::MemoryFile;
 use crate::vfs::Vfs;
 
-pub use task::Task;
+pub use task::{ExitStatus, Task, TaskHandle};
+pub use thread_group::ThreadGroup;
 
 /// The kernel release `uname -r` shows unless the user overrides it. rvisor's own, never
 /// the host's.
@@ -59,6 +69,19 @@ pub struct Kernel {
     pub boot_time: Instant,
     next_tid: AtomicI32,
     unimplemented_logged: Vec<AtomicBool>,
+    tables: Mutex<Tables>,
+    init_status: Mutex<Option<ExitStatus>>,
+    init_cv: Condvar,
+    pub timers: timer::Timers,
+    pub futex: futex::KernelFutexTable,
+}
+
+/// The sandbox's pid namespace: live tasks by tid, thread groups by tgid (zombies
+/// included until reaped).
+#[derive(Default)]
+pub struct Tables {
+    pub tasks: HashMap<i32, Arc<TaskHandle>>,
+    pub groups: HashMap<i32, Arc<ThreadGroup>>,
 }
 
 impl Kernel {
@@ -71,7 +94,57 @@ impl Kernel {
             boot_time: Instant::now(),
             next_tid: AtomicI32::new(1),
             unimplemented_logged: (0..=MAX_NR).map(|_| AtomicBool::new(false)).collect(),
+            tables: Mutex::new(Tables::default()),
+            init_status: Mutex::new(None),
+            init_cv: Condvar::new(),
+            timers: timer::Timers::new(),
+            futex: futex::KernelFutexTable::new(),
         })
+    }
+
+    /// The process tables. Lock order: tables before any thread group.
+    pub fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn task(&self, tid: i32) -> Option<Arc<TaskHandle>> {
+        self.tables().tasks.get(&tid).cloned()
+    }
+
+    pub fn group(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
+        self.tables().groups.get(&tgid).cloned()
+    }
+
+    /// All thread groups (zombies included).
+    pub fn all_groups(&self) -> Vec<Arc<ThreadGroup>> {
+        self.tables().groups.values().cloned().collect()
+    }
+
+    /// The sandbox's init (pid 1), while it exists.
+    pub fn init_group(&self) -> Option<Arc<ThreadGroup>> {
+        self.group(1)
+    }
+
+    /// Records the exit of init: the sandbox ends, every other process is killed.
+    pub fn init_exited(&self, status: ExitStatus) {
+        for tg in self.all_groups() {
+            if tg.tgid != 1 {
+                signal::group_exit(self, &tg, ExitStatus::signaled(rvisor_syscalls::flags::signal::SIGKILL));
+            }
+        }
+        *self.init_status.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        self.init_cv.notify_all();
+    }
+
+    /// Blocks until init has exited and returns its status.
+    pub fn wait_for_init(&self) -> ExitStatus {
+        let mut s = self.init_status.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(st) = *s {
+                return st;
+            }
+            s = self.init_cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// A fresh thread id in the sandbox's pid namespace (the first is 1).

@@ -1,16 +1,28 @@
-//! The task run loop: run guest code until it traps, then act on why it stopped.
+//! The task run loop: run guest code until it traps, act on why it stopped, and deliver
+//! signals before going back.
+
+use std::sync::atomic::Ordering;
 
 use rvisor_platform::Event;
 
-use super::signal::{default_action, DefaultAction};
+use super::signal::{force_signal, handle_signals, SignalInfo};
 use super::task::{ExitStatus, Task};
 use crate::syscalls;
 
-/// Runs `t` until its thread group exits, and returns how it ended.
-pub fn run(t: &mut Task) -> ExitStatus {
+/// Whether the task must leave its run loop: its own exit, its group's exit, or an exit
+/// request from an execve in another thread.
+fn must_exit(t: &Task) -> bool {
+    t.exit.is_some() || t.handle.exit_requested.load(Ordering::SeqCst) || t.tg().exit_status().is_some()
+}
+
+/// Runs `t` until it exits.
+pub fn run(t: &mut Task) {
     loop {
-        if let Some(status) = t.exit {
-            return status;
+        if t.handle.waker.is_interrupted() || t.restart.is_some() {
+            handle_signals(t);
+        }
+        if must_exit(t) {
+            return;
         }
         let as_ = t.mm.address_space().clone();
         match t.context.switch(&as_, &mut t.regs) {
@@ -18,29 +30,17 @@ pub fn run(t: &mut Task) -> ExitStatus {
             Ok(Event::Fault { addr, access, .. }) => {
                 if let Err(e) = t.mm.handle_fault(addr, access) {
                     tracing::debug!(addr = format_args!("{addr:#x}"), ?access, rip = format_args!("{:#x}", t.regs.rip), "unhandled guest fault");
-                    force_signal(t, e.signo(), e.si_code(), addr);
+                    force_signal(t, SignalInfo::fault(e.signo(), e.si_code(), addr));
                 }
             }
-            Ok(Event::Signal { signo, code, addr }) => force_signal(t, signo as u32, code, addr),
+            Ok(Event::Signal { signo, code, addr }) => force_signal(t, SignalInfo::fault(signo as u32, code, addr)),
             Ok(Event::Interrupted) => {}
             Err(e) => {
-                tracing::error!(error = %e, tid = t.tid, "platform failure; killing the task");
-                eprintln!("rvisor: sandbox task {} failed: {e}", t.tid);
-                t.exit_group(ExitStatus::Signaled(rvisor_syscalls::flags::signal::SIGKILL));
+                tracing::error!(error = %e, tid = t.tid(), "platform failure; killing the process");
+                eprintln!("rvisor: sandbox task {} failed: {e}", t.tid());
+                let (k, tg) = (t.kernel.clone(), t.tg().clone());
+                super::signal::group_exit(&k, &tg, ExitStatus::signaled(rvisor_syscalls::flags::signal::SIGKILL));
             }
         }
-    }
-}
-
-/// A synchronous signal caused by the guest's own instruction (fault, trap).
-///
-/// Guest handlers are not run yet (signal frames come with the signals issue): a caught or
-/// blocked synchronous signal cannot be delivered, so, as Linux does for a blocked or
-/// ignored synchronous fault, the default action applies.
-pub fn force_signal(t: &mut Task, sig: u32, code: i32, addr: u64) {
-    tracing::debug!(sig, code, addr = format_args!("{addr:#x}"), rip = format_args!("{:#x}", t.regs.rip), "synchronous signal");
-    match default_action(sig) {
-        DefaultAction::Ignore | DefaultAction::Continue => {}
-        _ => t.exit_group(ExitStatus::Signaled(sig)),
     }
 }

@@ -1,16 +1,24 @@
 //! Tasks: one guest thread each, running on its own host thread.
+//!
+//! A [`Task`] is owned by its host thread and holds what only that thread touches (registers,
+//! platform context, the signal alternate stack). What other tasks need to reach — its id,
+//! its waker, its signal mask and pending signals — lives in the shared [`TaskHandle`].
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rvisor_platform::{Context, Regs};
+use rvisor_platform::{Context, Interrupter, Regs};
 use rvisor_syscalls::flags::at::AT_FDCWD;
 use rvisor_syscalls::flags::limits::PATH_MAX;
 use rvisor_syscalls::flags::rlimit::*;
-use rvisor_syscalls::types::Rlimit;
+use rvisor_syscalls::types::{Rlimit, SigAltStack, SigSet};
 use rvisor_syscalls::{Errno, Pod};
 
 use super::fdtable::{FdTable, DEFAULT_NOFILE};
-use super::signal::SignalState;
+use super::signal::SignalInfo;
+use super::thread_group::ThreadGroup;
+use super::wait::Waker;
 use super::Kernel;
 use crate::mm::MemoryManager;
 use crate::vfs::{Dentry, FileDescription, Lookup};
@@ -20,8 +28,8 @@ use crate::vfs::{Dentry, FileDescription, Lookup};
 pub enum ExitStatus {
     /// exit(2) with this status (0..=255).
     Exited(i32),
-    /// Killed by this signal.
-    Signaled(u32),
+    /// Killed by this signal (`core`: the default action dumps core).
+    Signaled { sig: u32, core: bool },
 }
 
 impl ExitStatus {
@@ -29,8 +37,22 @@ impl ExitStatus {
     pub fn shell_code(self) -> i32 {
         match self {
             ExitStatus::Exited(c) => c & 0xff,
-            ExitStatus::Signaled(s) => 128 + s as i32,
+            ExitStatus::Signaled { sig, .. } => 128 + sig as i32,
         }
+    }
+
+    /// The wait(2) status word.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => (c & 0xff) << 8,
+            ExitStatus::Signaled { sig, core } => sig as i32 | if core { 0x80 } else { 0 },
+        }
+    }
+
+    /// A death by `sig`.
+    pub fn signaled(sig: u32) -> ExitStatus {
+        use super::signal::{default_action, DefaultAction};
+        ExitStatus::Signaled { sig, core: default_action(sig) == DefaultAction::CoreDump }
     }
 }
 
@@ -79,14 +101,78 @@ pub fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
     r
 }
 
-/// One guest thread.
+/// Per-thread signal state other tasks touch.
+#[derive(Debug, Default)]
+pub struct TaskSignals {
+    /// Blocked signals.
+    pub mask: SigSet,
+    /// Thread-directed pending signals, in arrival order.
+    pub pending: VecDeque<SignalInfo>,
+}
+
+/// The part of a task other tasks can reach.
+pub struct TaskHandle {
+    tid: AtomicI32,
+    pub tg: Arc<ThreadGroup>,
+    pub waker: Arc<Waker>,
+    interrupter: Mutex<Option<Interrupter>>,
+    sig: Mutex<TaskSignals>,
+    /// Asked to exit without ending its group (another thread's execve).
+    pub exit_requested: AtomicBool,
+    /// Exited (gone from its thread group).
+    pub exited: AtomicBool,
+}
+
+impl TaskHandle {
+    pub fn new(tid: i32, tg: Arc<ThreadGroup>, mask: SigSet) -> Arc<TaskHandle> {
+        Arc::new(TaskHandle {
+            tid: AtomicI32::new(tid),
+            tg,
+            waker: Waker::new(),
+            interrupter: Mutex::new(None),
+            sig: Mutex::new(TaskSignals { mask, pending: VecDeque::new() }),
+            exit_requested: AtomicBool::new(false),
+            exited: AtomicBool::new(false),
+        })
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_tid(&self, tid: i32) {
+        self.tid.store(tid, Ordering::Relaxed);
+    }
+
+    pub fn set_interrupter(&self, i: Interrupter) {
+        *self.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = Some(i);
+    }
+
+    /// The task's signal state. Lock order: thread group before task.
+    pub fn signals(&self) -> MutexGuard<'_, TaskSignals> {
+        self.sig.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the task look at its signals and exit requests soon: ends a blocking wait
+    /// and stops guest code.
+    pub fn kick(&self) {
+        self.waker.interrupt();
+        if let Some(i) = self.interrupter.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            i.interrupt();
+        }
+    }
+}
+
+/// How an interrupted syscall is resumed through restart_syscall(2).
+pub enum RestartBlock {
+    /// nanosleep/clock_nanosleep: sleep until this deadline, then write nothing.
+    Sleep { deadline: std::time::Instant, rem_addr: u64 },
+}
+
+/// One guest thread, owned by its host thread.
 pub struct Task {
     pub kernel: Arc<Kernel>,
-    pub tid: i32,
-    pub tgid: i32,
-    pub ppid: i32,
-    pub pgid: i32,
-    pub sid: i32,
+    pub handle: Arc<TaskHandle>,
     /// The guest's registers while it is stopped in the sentry.
     pub regs: Regs,
     pub context: Box<dyn Context>,
@@ -94,7 +180,6 @@ pub struct Task {
     pub fds: Arc<Mutex<FdTable>>,
     pub fs: Arc<Mutex<FsContext>>,
     pub creds: Creds,
-    pub signals: SignalState,
     pub rlimits: Arc<Mutex<[Rlimit; RLIM_NLIMITS]>>,
     /// The thread's name (comm), at most 15 bytes.
     pub comm: Vec<u8>,
@@ -102,11 +187,29 @@ pub struct Task {
     pub robust_list: (u64, u64),
     pub no_new_privs: bool,
     pub pdeath_signal: u32,
-    /// Set when the task has exited (or its thread group was killed).
+    pub altstack: SigAltStack,
+    /// The mask to restore after the handler run by rt_sigsuspend/ppoll/pselect.
+    pub saved_mask: Option<SigSet>,
+    /// An ERESTART* result of the last syscall, resolved at signal delivery.
+    pub restart: Option<Errno>,
+    pub restart_block: Option<RestartBlock>,
+    /// This thread's own exit (exit(2)); the group's exit lives in the thread group.
     pub exit: Option<ExitStatus>,
 }
 
 impl Task {
+    pub fn tid(&self) -> i32 {
+        self.handle.tid()
+    }
+
+    pub fn tgid(&self) -> i32 {
+        self.handle.tg.tgid
+    }
+
+    pub fn tg(&self) -> &Arc<ThreadGroup> {
+        &self.handle.tg
+    }
+
     pub fn fds(&self) -> MutexGuard<'_, FdTable> {
         // A poisoned lock means a sentry thread panicked while holding it; the table is
         // still structurally valid, so carry on rather than take the sandbox down.
@@ -134,7 +237,7 @@ impl Task {
         self.fds().install(file, cloexec, 0, limit)
     }
 
-    /// Copies a NUL-terminated path from guest memory (EFAULT, ENAMETOOLONG, ENOENT for "").
+    /// Copies a NUL-terminated path from guest memory (EFAULT, ENAMETOOLONG).
     pub fn copy_in_path(&self, addr: u64) -> Result<Vec<u8>, Errno> {
         self.mm.copy_in_cstring(addr, PATH_MAX)
     }
@@ -167,10 +270,8 @@ impl Task {
         self.kernel.vfs.resolve(&Lookup { root: &root, start: &start, follow_last }, path)
     }
 
-    /// Ends the thread group with `status` (exit_group, fatal signals).
-    pub fn exit_group(&mut self, status: ExitStatus) {
-        if self.exit.is_none() {
-            self.exit = Some(status);
-        }
+    /// The blocked-signal mask.
+    pub fn sigmask(&self) -> SigSet {
+        self.handle.signals().mask
     }
 }

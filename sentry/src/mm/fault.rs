@@ -2,10 +2,11 @@
 
 use rvisor_platform::AccessType;
 
+use super::cow::{break_cow, map_run};
 use super::pma::{Lookup, Pma, PmaSet};
 use super::vma::{permits, Backing, Vma};
 use super::{
-    page_down, page_up, FaultError, MemoryFile, MemoryManager, MmError, MmState, FAULT_AROUND_PAGES,
+    page_down, page_up, FaultError, MemoryFile, MemoryManager, MmState, FAULT_AROUND_PAGES,
     MMAP_MIN_ADDR, PAGE_SIZE, STACK_GUARD_GAP,
 };
 
@@ -13,9 +14,10 @@ use super::{
 const FILL_CHUNK: usize = 64 << 10;
 
 /// Realises the unrealised page range `[start, end)` of `vma` in one memory-file
-/// allocation and records it in `pmas`. File-backed ranges stop at the last page that
-/// holds file data; `need` (an address in the range) must be realised or the call fails
-/// with `BeyondEof`.
+/// allocation (or, for a shared-memory object, with the object's pages) and records it in
+/// `pmas`; returns the realised run that holds `need`. File-backed ranges stop at the last
+/// page that holds file data, object-backed ones at the end of the object; `need` (an
+/// address in the range) must be realised or the call fails with `BeyondEof`.
 pub(super) fn realise(
     mf: &MemoryFile,
     pmas: &mut PmaSet,
@@ -53,6 +55,25 @@ pub(super) fn realise(
             }
             pmas.insert(start, end, off);
             Ok(Pma { start, end, offset: off })
+        }
+        Backing::Shared { obj, offset } => {
+            // Object offsets of `start` and of `need`'s page; VMA creation keeps the VMA's
+            // range of object offsets from overflowing.
+            let os = offset.checked_add(start - vma.start).ok_or(FaultError::BeyondEof { addr: need })?;
+            let need_off = os.checked_add(page_down(need) - start).ok_or(FaultError::BeyondEof { addr: need })?;
+            if need_off >= obj.len() {
+                return Err(FaultError::BeyondEof { addr: need });
+            }
+            let runs = obj.get_runs(os, os.saturating_add(end - start))?;
+            let mut found = None;
+            for r in runs {
+                let p = Pma { start: start + (r.start - os), end: start + (r.end - os), offset: r.offset };
+                pmas.insert(p.start, p.end, p.offset);
+                if p.start <= need && need < p.end {
+                    found = Some(p);
+                }
+            }
+            found.ok_or(FaultError::BeyondEof { addr: need })
         }
     }
 }
@@ -93,6 +114,12 @@ impl MemoryManager {
     /// and maps the run into the address space with the VMA's permissions. A fault on a
     /// page that is already realised (e.g. by a syscall copy, or after mprotect) maps its
     /// whole realised run (within the VMA) again. A fault just below a growsdown VMA grows it.
+    ///
+    /// In a private VMA, pages shared with other address spaces (after fork) are mapped
+    /// read-only; a write fault on one copies it into a fresh page first, or takes it over
+    /// when no one else references it any more. The ptrace platform reports a first write
+    /// to an unmapped page as a read, so such a write takes two faults: the read maps the
+    /// shared page read-only, the write copies it.
     pub fn handle_fault(&self, addr: u64, access: AccessType) -> Result<(), FaultError> {
         if addr >= self.max_addr {
             return Err(FaultError::NoMapping { addr });
@@ -118,10 +145,15 @@ impl MemoryManager {
                 realise(&self.mf, &mut st.pmas, vma, s, e, addr)?
             }
         };
+        if access == AccessType::Write && !vma.shared && self.mf.ref_count(run.offset_of(page)) > 1 {
+            break_cow(&self.mf, &mut st.pmas, &*self.as_, vma, page, page + PAGE_SIZE)?;
+            return Ok(());
+        }
         // Map the whole realised run within the VMA: runs realised by syscall copies can be
         // large, and one platform call for all of it saves faults on the neighbours.
         let (s, e) = (run.start.max(vma.start), run.end.min(vma.end));
-        self.as_.map(s, e - s, run.offset_of(s), vma.perms).map_err(MmError::from)?;
+        let run = Pma { start: s, end: e, offset: run.offset_of(s) };
+        map_run(&self.mf, &*self.as_, vma, run, (win_start, win_end))?;
         Ok(())
     }
 
@@ -147,7 +179,8 @@ impl MemoryManager {
                 }
             };
             let e = run.end.min(vend);
-            if let Err(err) = self.as_.map(cur, e - cur, run.offset_of(cur), vma.perms) {
+            let piece = Pma { start: cur, end: e, offset: run.offset_of(cur) };
+            if let Err(err) = map_run(&self.mf, &*self.as_, vma, piece, (cur, e)) {
                 tracing::warn!(error = %err, "MAP_POPULATE: mapping pages failed");
                 return;
             }

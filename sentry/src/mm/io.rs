@@ -5,13 +5,16 @@
 //! realised yet are realised on the way, like the kernel's fault-in, except that reading an
 //! untouched anonymous page yields zeros without allocating (Linux maps its zero page).
 //! Nothing needs mapping into the platform address space: the guest's own next touch
-//! faults and maps the (already realised) page.
+//! faults and maps the (already realised) page. Writes to copy-on-write pages copy them
+//! first (and map the copies, replacing the address space's read-only mapping of the
+//! shared page).
 
 use std::ops::ControlFlow;
 
 use rvisor_platform::AccessType;
 use rvisor_syscalls::{Errno, Pod};
 
+use super::cow::break_cow;
 use super::fault::{grow_stack, realise};
 use super::pma::Lookup;
 use super::vma::{permits, Backing};
@@ -20,7 +23,7 @@ use super::{page_down, page_up, MemoryManager, MmState, PAGE_SIZE};
 impl MemoryManager {
     /// Checks that `[addr, addr+len)` is a plausible user range: no wrap-around, nothing at
     /// or above `max_addr`.
-    fn check_range(&self, addr: u64, len: u64) -> Result<u64, Errno> {
+    pub(super) fn check_range(&self, addr: u64, len: u64) -> Result<u64, Errno> {
         match addr.checked_add(len) {
             Some(end) if end <= self.max_addr => Ok(end),
             _ => Err(Errno::EFAULT),
@@ -32,7 +35,7 @@ impl MemoryManager {
     /// `None` for an untouched anonymous range when `realise_anon` is false. `f` may stop
     /// the walk early. EFAULT if some page is outside every VMA (after stack growth), not
     /// accessible, or beyond the end of a mapped file.
-    fn walk<F>(&self, st: &mut MmState, addr: u64, end: u64, access: AccessType, realise_anon: bool, mut f: F) -> Result<(), Errno>
+    pub(super) fn walk<F>(&self, st: &mut MmState, addr: u64, end: u64, access: AccessType, realise_anon: bool, mut f: F) -> Result<(), Errno>
     where
         F: FnMut(Option<u64>, u64, u64) -> Result<ControlFlow<()>, Errno>,
     {
@@ -48,7 +51,19 @@ impl MemoryManager {
             let seg_end = end.min(vma.end);
             while cur < seg_end {
                 let (off, n) = match st.pmas.lookup(cur) {
-                    Lookup::Realised(p) => (Some(p.offset_of(cur)), p.end.min(seg_end) - cur),
+                    Lookup::Realised(p) => {
+                        let n = p.end.min(seg_end) - cur;
+                        if access == AccessType::Write && !vma.shared {
+                            // Runs end on page boundaries, so this stays inside `p`.
+                            let s = page_down(cur);
+                            let e = page_up(cur + n).ok_or(Errno::EFAULT)?;
+                            if self.mf.any_shared(p.offset_of(s), e - s) {
+                                break_cow(&self.mf, &mut st.pmas, &*self.as_, vma, s, e).map_err(|e| e.errno())?;
+                                continue;
+                            }
+                        }
+                        (Some(p.offset_of(cur)), n)
+                    }
                     Lookup::Hole { next_start, .. } => {
                         let hole_end = seg_end.min(next_start);
                         if !realise_anon && matches!(vma.backing, Backing::Anonymous) {

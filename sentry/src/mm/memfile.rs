@@ -9,6 +9,10 @@
 //! the host and reads as zero when the range is handed out again) before they join a free
 //! list.
 //!
+//! Pages are reference counted ([`super::refs`]): `allocate` hands out ranges with one
+//! reference, `inc_ref` adds one per page and `release` drops one; a page goes back to the
+//! free list when its last reference goes.
+//!
 //! Guest memory is shared with code the sentry does not control: guest threads of any
 //! address space that maps a range may write it at any time. This module therefore never
 //! creates a Rust reference (`&[u8]`/`&mut [u8]`) to the window; all accesses are raw
@@ -17,9 +21,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
+use super::refs::RefCounts;
 use super::{page_up, MmError, PAGE_SIZE};
 
 /// Size of the window of the memory file mapped into the sentry: the most guest memory all
@@ -37,6 +42,8 @@ pub struct MemoryFile {
     window: u64,
     /// Current file size; only grows. Accesses below it never hit SIGBUS.
     size: AtomicU64,
+    /// Reference counts of pages with more than one owner. Lock order: `refs`, then `alloc`.
+    refs: RwLock<RefCounts>,
     alloc: Mutex<Allocator>,
 }
 
@@ -163,6 +170,7 @@ impl MemoryFile {
             base: base.cast(),
             window,
             size: AtomicU64::new(0),
+            refs: RwLock::new(RefCounts::default()),
             alloc: Mutex::new(Allocator::default()),
         }))
     }
@@ -207,27 +215,78 @@ impl MemoryFile {
         Ok(off)
     }
 
-    /// Returns `[offset, offset+len)` (page-aligned, previously allocated) to the file:
-    /// its pages are freed on the host and it reads as zero when allocated again.
+    /// Drops one reference to every page of `[offset, offset+len)` (page-aligned,
+    /// allocated); pages whose last reference goes are returned to the file: freed on the
+    /// host, and zero when allocated again.
     ///
-    /// The caller must have removed every guest mapping of the range first.
+    /// The caller must have removed every guest mapping of the range it owned first.
     pub fn release(&self, offset: u64, len: u64) {
         if len == 0 {
             return;
         }
-        if offset % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
-            tracing::error!(offset, len, "memory file: unaligned release ignored");
-            return;
-        }
+        let Some(end) = self.checked_pages(offset, len, "release") else { return };
+        let mut refs = self.refs.write().unwrap_or_else(|e| e.into_inner());
+        let mut freed = Vec::new();
+        refs.dec(offset, end, |s, e| freed.push((s, e)));
         let mut a = self.alloc.lock().unwrap_or_else(|e| e.into_inner());
-        // Punch first, under the lock, so nobody can be handed the range before it is zero.
-        if let Err(e) = self.punch_hole(offset, len) {
-            // The range would not read as zero if reused: leak it instead.
-            tracing::error!(offset, len, error = %e, "memory file: punching a hole failed; leaking range");
+        for (s, e) in freed {
+            // Punch first, under the lock, so nobody can be handed the range before it is
+            // zero.
+            if let Err(err) = self.punch_hole(s, e - s) {
+                // The range would not read as zero if reused: leak it instead.
+                tracing::error!(
+                    offset = s,
+                    len = e - s,
+                    error = %err,
+                    "memory file: punching a hole failed; leaking range"
+                );
+                continue;
+            }
+            if !a.give_back(s, e - s) {
+                tracing::error!(
+                    offset = s,
+                    len = e - s,
+                    "memory file: release of a range that is not allocated ignored"
+                );
+            }
+        }
+    }
+
+    /// Adds one reference to every page of `[offset, offset+len)` (page-aligned, allocated),
+    /// for a new owner (a forked address space, a shared-memory object's user).
+    pub fn inc_ref(&self, offset: u64, len: u64) {
+        if len == 0 {
             return;
         }
-        if !a.give_back(offset, len) {
-            tracing::error!(offset, len, "memory file: release of a range that is not allocated ignored");
+        let Some(end) = self.checked_pages(offset, len, "inc_ref") else { return };
+        self.refs.write().unwrap_or_else(|e| e.into_inner()).inc(offset, end);
+    }
+
+    /// Number of references to the page at `offset` (allocated; 1 if it has one owner).
+    pub fn ref_count(&self, offset: u64) -> u64 {
+        self.refs.read().unwrap_or_else(|e| e.into_inner()).count(page_down_off(offset))
+    }
+
+    /// Whether some page of `[offset, offset+len)` has more than one owner.
+    pub fn any_shared(&self, offset: u64, len: u64) -> bool {
+        let end = offset.saturating_add(len);
+        self.refs.read().unwrap_or_else(|e| e.into_inner()).any_shared(page_down_off(offset), end)
+    }
+
+    /// Sub-ranges of `[offset, offset+len)` whose pages have more than one owner.
+    pub fn shared_ranges(&self, offset: u64, len: u64) -> Vec<(u64, u64)> {
+        let end = offset.saturating_add(len);
+        self.refs.read().unwrap_or_else(|e| e.into_inner()).shared_in(page_down_off(offset), end)
+    }
+
+    /// `offset + len` for a page-aligned range, or None (logged) for a bad one.
+    fn checked_pages(&self, offset: u64, len: u64, what: &'static str) -> Option<u64> {
+        match offset.checked_add(len) {
+            Some(end) if offset % PAGE_SIZE == 0 && len % PAGE_SIZE == 0 && end <= self.window => Some(end),
+            _ => {
+                tracing::error!(offset, len, what, "memory file: bad range ignored");
+                None
+            }
         }
     }
 
@@ -292,6 +351,50 @@ impl MemoryFile {
         unsafe { std::ptr::write_bytes(dst, 0, n) };
         Ok(())
     }
+    /// Copies `len` bytes from offset `src` to offset `dst` (non-overlapping ranges).
+    pub fn copy(&self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
+        let n = usize::try_from(len).map_err(|_| MmError::OutOfBounds { offset: src, len })?;
+        if src < dst.saturating_add(len) && dst < src.saturating_add(len) {
+            return Err(MmError::OutOfBounds { offset: dst, len });
+        }
+        let s = self.range_ptr(src, n)?;
+        let d = self.range_ptr(dst, n)?;
+        // SAFETY: both ranges are inside the window and the file (checked above) and do not
+        // overlap; as in `read`, no reference to either exists and racing guest writes to
+        // the source only make us copy a mix of old and new bytes.
+        unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
+        Ok(())
+    }
+
+    /// Runs `f` on the 4-byte word at `offset` as an atomic: the compare-and-exchange and
+    /// read-modify-write operations it does are atomic with respect to guest threads using
+    /// the same memory through their own mappings.
+    pub fn atomic_u32<R>(&self, offset: u64, f: impl FnOnce(&AtomicU32) -> R) -> Result<R, MmError> {
+        if offset % 4 != 0 {
+            return Err(MmError::OutOfBounds { offset, len: 4 });
+        }
+        let p = self.range_ptr(offset, 4)?;
+        // SAFETY: `p` is inside the window and below the file size (checked by
+        // `range_ptr`), so it stays dereferenceable for as long as `self` lives (the window
+        // is unmapped only in Drop and the file never shrinks); it is 4-aligned because the
+        // window starts on a page boundary and `offset` is a multiple of 4. `AtomicU32` has
+        // the size and alignment of `u32` and is made for memory that is mutated through
+        // shared references (it wraps an `UnsafeCell`), so other accesses are allowed while
+        // the reference lives. Those other accesses are guest loads and stores through the
+        // platform's mappings of the same file and the sentry's raw-pointer copies: memory
+        // shared with other processes, treated as outside the Rust abstract machine as in
+        // rust-vmm's vm-memory (which offers the same atomic access to guest memory). On
+        // x86_64 an aligned 4-byte `lock`-prefixed operation is atomic with respect to all
+        // of them. The reference cannot escape: `f` gets it for the duration of the call
+        // only (`R` cannot borrow from it).
+        let a = unsafe { AtomicU32::from_ptr(p.cast::<u32>()) };
+        Ok(f(a))
+    }
+}
+
+/// `off` rounded down to a page.
+fn page_down_off(off: u64) -> u64 {
+    off & !(PAGE_SIZE - 1)
 }
 
 impl Drop for MemoryFile {
@@ -366,6 +469,37 @@ mod tests {
         assert!(mf.read(u64::MAX - 2, &mut buf).is_err());
         assert!(mf.read(mf.size() - 4, &mut buf).is_err());
         assert!(mf.write(mf.size() - 8, &buf).is_ok());
+    }
+
+    #[test]
+    fn shared_pages_are_freed_with_their_last_reference() {
+        let mf = MemoryFile::with_window(1 << 30).unwrap();
+        let a = mf.allocate(4 * PAGE_SIZE).unwrap();
+        mf.inc_ref(a + PAGE_SIZE, 2 * PAGE_SIZE);
+        assert_eq!((mf.ref_count(a), mf.ref_count(a + PAGE_SIZE + 5)), (1, 2));
+        assert_eq!(mf.shared_ranges(a, 4 * PAGE_SIZE), [(a + PAGE_SIZE, a + 3 * PAGE_SIZE)]);
+        assert!(mf.any_shared(a + 2 * PAGE_SIZE, 1) && !mf.any_shared(a + 3 * PAGE_SIZE, PAGE_SIZE));
+        mf.release(a, 4 * PAGE_SIZE);
+        assert_eq!(mf.allocated(), 2 * PAGE_SIZE, "pages with another reference stay");
+        assert_eq!(mf.ref_count(a + PAGE_SIZE), 1);
+        mf.release(a + PAGE_SIZE, 2 * PAGE_SIZE);
+        assert_eq!(mf.allocated(), 0);
+    }
+
+    #[test]
+    fn copy_and_atomic_access() {
+        let mf = MemoryFile::with_window(1 << 30).unwrap();
+        let a = mf.allocate(2 * PAGE_SIZE).unwrap();
+        mf.write(a + 8, &7u32.to_ne_bytes()).unwrap();
+        mf.copy(a, a + PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert!(mf.copy(a, a + 8, 16).is_err(), "overlapping");
+        let old = mf.atomic_u32(a + PAGE_SIZE + 8, |w| w.swap(9, Ordering::SeqCst)).unwrap();
+        assert_eq!(old, 7);
+        let mut b = [0u8; 4];
+        mf.read(a + PAGE_SIZE + 8, &mut b).unwrap();
+        assert_eq!(u32::from_ne_bytes(b), 9);
+        assert!(mf.atomic_u32(a + 2, |_| ()).is_err(), "unaligned");
+        assert!(mf.atomic_u32(mf.size(), |_| ()).is_err(), "out of bounds");
     }
 
     #[test]

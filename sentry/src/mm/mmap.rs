@@ -7,7 +7,9 @@ use rvisor_syscalls::flags::mman::*;
 use rvisor_syscalls::Errno;
 
 use super::vma::{Backing, Vma};
-use super::{page_up, FileSource, MemoryManager, MmState, MMAP_MIN_ADDR, PAGE_SIZE, STACK_GUARD_GAP};
+use super::{
+    page_up, FileSource, MemoryManager, MmState, SharedMemory, MMAP_MIN_ADDR, PAGE_SIZE, STACK_GUARD_GAP,
+};
 
 /// How [`MapRequest::addr`] is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub struct MapRequest {
     /// MAP_32BIT: place in [1 GiB, 2 GiB) when not fixed.
     pub below_2g: bool,
     pub name: Option<Arc<str>>,
+    /// MAP_LOCKED: lock (and populate) the mapping.
+    pub locked: bool,
 }
 
 impl MapRequest {
@@ -55,6 +59,7 @@ impl MapRequest {
             populate: false,
             below_2g: false,
             name: None,
+            locked: false,
         }
     }
 }
@@ -149,10 +154,13 @@ impl MemoryManager {
             populate: flags & MAP_POPULATE != 0 && flags & MAP_NONBLOCK == 0,
             below_2g: flags & MAP_32BIT != 0,
             name: None,
+            locked: flags & MAP_LOCKED != 0,
         })
     }
 
-    /// Creates the mapping `req` describes and returns its address.
+    /// Creates the mapping `req` describes and returns its address. A shared anonymous
+    /// request gets a new [`SharedMemory`] object as its backing. A locked mapping (or any
+    /// mapping after mlockall(MCL_FUTURE)) is populated, EAGAIN beyond RLIMIT_MEMLOCK.
     pub fn map(&self, req: MapRequest) -> Result<u64, Errno> {
         let len = page_up(req.len).filter(|&l| l > 0).ok_or(Errno::ENOMEM)?;
         let mut st = self.lock();
@@ -177,21 +185,35 @@ impl MemoryManager {
             Placement::Hint => self.find_free(st, req.addr, len, req.below_2g)?,
         };
         let end = start + len;
-        if let Backing::File { offset, .. } = &req.backing {
+        if let Some(offset) = req.backing.offset() {
             offset.checked_add(len).ok_or(Errno::EOVERFLOW)?;
         }
+        if req.locked && st.memlock_limit == Some(0) {
+            return Err(Errno::EPERM);
+        }
+        let locked = req.locked || st.lock_future;
+        let populate = req.populate || req.locked || (st.lock_future && !st.lock_future_onfault);
+        if locked {
+            let replaced = super::residency::locked_in(st, start, end);
+            if !self.memlock_allows(st, len, replaced) {
+                return Err(Errno::EAGAIN);
+            }
+        }
+        let backing = match req.backing {
+            Backing::Anonymous if req.shared => {
+                Backing::Shared { obj: SharedMemory::new(self.mf.clone(), len), offset: 0 }
+            }
+            b => b,
+        };
         self.unmap_locked(st, start, end);
         st.vmas.insert(Vma {
-            start,
-            end,
-            perms: req.perms,
             max_perms: req.max_perms,
-            shared: req.shared,
             growsdown: req.growsdown,
-            backing: req.backing,
             name: req.name,
+            locked,
+            ..Vma::new(start, end, req.perms, req.shared, backing)
         });
-        if req.populate {
+        if populate {
             self.populate_locked(st, start, end);
         }
         Ok(start)
@@ -199,7 +221,7 @@ impl MemoryManager {
 
     /// Picks an address for a non-fixed mapping: the hint if that range is free, else the
     /// highest free range below the mmap base, else anywhere.
-    fn find_free(&self, st: &MmState, hint: u64, len: u64, below_2g: bool) -> Result<u64, Errno> {
+    pub(super) fn find_free(&self, st: &MmState, hint: u64, len: u64, below_2g: bool) -> Result<u64, Errno> {
         let hint = page_up(hint).unwrap_or(0);
         if hint >= MMAP_MIN_ADDR {
             if let Some(end) = hint.checked_add(len) {
@@ -220,7 +242,7 @@ impl MemoryManager {
     }
 
     /// Removes every VMA part in `[start, end)` and releases its pages.
-    fn unmap_locked(&self, st: &mut MmState, start: u64, end: u64) {
+    pub(super) fn unmap_locked(&self, st: &mut MmState, start: u64, end: u64) {
         for v in st.vmas.remove_range(start, end) {
             self.release_pages(st, v.start, v.end);
         }
@@ -289,10 +311,11 @@ impl MemoryManager {
         Ok(())
     }
 
-    /// madvise(MADV_DONTNEED/MADV_FREE/MADV_REMOVE): throws away the pages of
-    /// `[addr, addr+len)`. Private pages are released, so anonymous memory reads back as
-    /// zeros and private file mappings as the file's contents; shared pages keep their
-    /// contents and are only unmapped from the address space (Linux's DONTNEED on shmem).
+    /// madvise(MADV_DONTNEED/MADV_FREE/MADV_REMOVE): throws away this address space's
+    /// pages of `[addr, addr+len)`. Private pages are released (copy-on-write pages shared
+    /// with another address space only lose this one's reference), so anonymous memory
+    /// reads back as zeros and private file mappings as the file's contents; shared pages
+    /// keep their contents in their shared-memory object (Linux's DONTNEED on shmem).
     /// EINVAL for an unaligned `addr`, ENOMEM if part of the range is unmapped (the mapped
     /// parts are still discarded, as in Linux).
     pub fn discard(&self, addr: u64, len: u64) -> Result<(), Errno> {
@@ -306,17 +329,10 @@ impl MemoryManager {
         let end = addr.checked_add(len).filter(|&e| e <= self.max_addr).ok_or(Errno::ENOMEM)?;
         let mut st = self.lock();
         let st = &mut *st;
-        let pieces: Vec<(u64, u64, bool)> =
-            st.vmas.overlapping(addr, end).map(|v| (v.start.max(addr), v.end.min(end), v.shared)).collect();
-        for &(s, e, shared) in &pieces {
-            if !shared {
-                self.release_pages(st, s, e);
-            } else if st.pmas.any_in(s, e) {
-                self.as_.unmap(s, e - s).map_err(|err| {
-                    tracing::error!(error = %err, "madvise: unmapping shared pages failed");
-                    Errno::ENOMEM
-                })?;
-            }
+        let pieces: Vec<(u64, u64)> =
+            st.vmas.overlapping(addr, end).map(|v| (v.start.max(addr), v.end.min(end))).collect();
+        for (s, e) in pieces {
+            self.release_pages(st, s, e);
         }
         if !st.vmas.covers(addr, end) {
             return Err(Errno::ENOMEM);
@@ -347,16 +363,18 @@ impl MemoryManager {
         if new_end > self.max_addr || !st.vmas.is_free(old_end, guard_end) {
             return old;
         }
+        let locked = st.lock_future;
+        if locked && !self.memlock_allows(st, new_end - old_end, 0) {
+            return old;
+        }
         st.vmas.insert(Vma {
-            start: old_end,
-            end: new_end,
-            perms: Perms::RW,
-            max_perms: Perms::RWX,
-            shared: false,
-            growsdown: false,
-            backing: Backing::Anonymous,
             name: Some(Arc::from("[heap]")),
+            locked,
+            ..Vma::new(old_end, new_end, Perms::RW, false, Backing::Anonymous)
         });
+        if locked && !st.lock_future_onfault {
+            self.populate_locked(st, old_end, new_end);
+        }
         st.brk = addr;
         addr
     }

@@ -14,25 +14,39 @@
 //!   permissions of their VMA. So before realised pages are released they are unmapped from
 //!   the address space, and where no page is realised nothing needs unmapping.
 //!
-//! # Fork and copy-on-write (not implemented yet)
-//! Fork will clone the `VmaSet` and, for private VMAs, share the `PmaSet` runs between
-//! parent and child with a per-run reference count kept by the memory file (or an
-//! `Arc`-counted run object in `Pma`). Both address spaces then map shared private runs
-//! read-only (`AddressSpace::map` with `perms` minus write); `handle_fault` on a write to a
-//! VMA that permits writing, whose page is realised but shared, copies the page into a
-//! fresh allocation (or takes it over when the count is 1) and maps it writable. Shared VMAs
-//! (MAP_SHARED anonymous, and file pages once a page cache exists) keep pointing at the
-//! same runs in both. The copy routines (`io.rs`) need the same break-COW step on writes.
-//! MAP_SHARED anonymous memory needs a shared backing object at that point (today its pages
-//! live in the address space's own `PmaSet`, which is equivalent while there is no fork).
+//! # Sharing pages: reference counts, fork and copy-on-write
+//! - Memory-file pages are reference counted ([`MemoryFile::inc_ref`],
+//!   [`MemoryFile::release`] drops one reference): every realised run in a `PmaSet` holds
+//!   one reference per page, and so does every [`SharedMemory`] object for its pages. A
+//!   page returns to the file when its last reference goes.
+//! - MAP_SHARED anonymous memory is a [`SharedMemory`] object ([`Backing::Shared`]); each
+//!   address space that touches one of its pages records the object's page in its own
+//!   `PmaSet`, so all of them use the same memory.
+//! - [`MemoryManager::fork`] copies the VMAs (except MADV_DONTFORK ones) and the realised
+//!   runs, taking a reference for the child. In a private VMA a page with more than one
+//!   reference is copy-on-write: it is only ever mapped read-only, and the parent's
+//!   writable mappings of private pages are removed at fork. A write (a write fault, or a
+//!   syscall copy into guest memory) to such a page first copies it into a fresh page
+//!   (`cow.rs`); a page whose count has dropped back to 1 is simply taken over. Pages of
+//!   shared VMAs are never copied.
+//! - Invariant, extended: the platform address space maps only pages this memory manager
+//!   holds a reference to, and maps a page writable only if its VMA is shared or this is
+//!   the page's only reference.
 
+mod cow;
 mod error;
 mod fault;
+mod fork;
+mod futex;
 mod io;
 pub mod layout;
 mod memfile;
 mod mmap;
 pub mod pma;
+mod refs;
+mod remap;
+mod residency;
+mod shm;
 pub mod vma;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,6 +55,9 @@ use rvisor_platform::{AddressSpace, Perms};
 use rvisor_syscalls::Errno;
 
 pub use error::{FaultError, MmError};
+pub use futex::{FutexKey, MmId};
+pub use residency::{MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MLOCK_ONFAULT};
+pub use shm::SharedMemory;
 pub use memfile::{MemoryFile, DEFAULT_WINDOW};
 pub use mmap::{MapRequest, Placement};
 pub use vma::{permits, Backing, Vma};
@@ -106,10 +123,34 @@ pub(crate) struct MmState {
     stack_limit: u64,
     /// Address-space layout randomisation (off with personality ADDR_NO_RANDOMIZE).
     aslr: bool,
+    /// mlockall(MCL_FUTURE): new mappings are locked.
+    lock_future: bool,
+    /// mlockall(MCL_FUTURE | MCL_ONFAULT): ... without populating them.
+    lock_future_onfault: bool,
+    /// RLIMIT_MEMLOCK for unprivileged callers; None without a limit (CAP_IPC_LOCK).
+    memlock_limit: Option<u64>,
+}
+
+impl MmState {
+    fn new(mmap_base: u64) -> MmState {
+        MmState {
+            vmas: vma::VmaSet::default(),
+            pmas: pma::PmaSet::default(),
+            brk_start: 0,
+            brk: 0,
+            mmap_base,
+            stack_limit: DEFAULT_STACK_LIMIT,
+            aslr: true,
+            lock_future: false,
+            lock_future_onfault: false,
+            memlock_limit: None,
+        }
+    }
 }
 
 /// The memory of one guest address space.
 pub struct MemoryManager {
+    id: MmId,
     mf: Arc<MemoryFile>,
     as_: Arc<dyn AddressSpace>,
     max_addr: u64,
@@ -133,20 +174,16 @@ impl MemoryManager {
     pub fn new(mf: Arc<MemoryFile>, as_: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
         let max_addr = page_down(max_addr);
         let mmap_base = layout::mmap_base(max_addr, DEFAULT_STACK_LIMIT, true);
-        MemoryManager {
-            mf,
-            as_,
-            max_addr,
-            state: Mutex::new(MmState {
-                vmas: vma::VmaSet::default(),
-                pmas: pma::PmaSet::default(),
-                brk_start: 0,
-                brk: 0,
-                mmap_base,
-                stack_limit: DEFAULT_STACK_LIMIT,
-                aslr: true,
-            }),
-        }
+        Self::with_state(mf, as_, max_addr, MmState::new(mmap_base))
+    }
+
+    fn with_state(mf: Arc<MemoryFile>, as_: Arc<dyn AddressSpace>, max_addr: u64, st: MmState) -> MemoryManager {
+        MemoryManager { id: MmId::next(), mf, as_, max_addr, state: Mutex::new(st) }
+    }
+
+    /// This address space's identity (private futex keys); never reused.
+    pub fn id(&self) -> MmId {
+        self.id
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, MmState> {
@@ -215,7 +252,7 @@ impl MemoryManager {
                 growsdown: v.growsdown,
                 file_offset: match &v.backing {
                     Backing::File { offset, .. } => Some(*offset),
-                    Backing::Anonymous => None,
+                    Backing::Anonymous | Backing::Shared { .. } => None,
                 },
                 name: v.name.clone(),
             })
@@ -227,9 +264,10 @@ impl MemoryManager {
         self.lock().pmas.realised_bytes()
     }
 
-    /// Unmaps realised pages in `[start, end)` from the address space and releases them.
-    /// If the platform cannot unmap them, they are leaked rather than handed to someone
-    /// else while still visible to this guest.
+    /// Unmaps realised pages in `[start, end)` from the address space and releases them
+    /// (drops this address space's reference; pages shared with others stay). If the
+    /// platform cannot unmap them, they are leaked rather than handed to someone else while
+    /// still visible to this guest.
     fn release_pages(&self, st: &mut MmState, start: u64, end: u64) {
         if !st.pmas.any_in(start, end) {
             return;

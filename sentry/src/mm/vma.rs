@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rvisor_platform::{AccessType, Perms};
 
+use super::shm::SharedMemory;
 use super::FileSource;
 
 /// What a VMA's pages are made from when first touched.
@@ -15,6 +16,26 @@ pub enum Backing {
     Anonymous,
     /// A private copy of a file's contents; `offset` is the file offset of the VMA's start.
     File { source: Arc<dyn FileSource>, offset: u64 },
+    /// Pages of a shared-memory object (MAP_SHARED anonymous memory); `offset` is the
+    /// object offset of the VMA's start.
+    Shared { obj: Arc<SharedMemory>, offset: u64 },
+}
+
+impl Backing {
+    /// The file or object offset of the VMA's start, for backings that have one.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Backing::Anonymous => None,
+            Backing::File { offset, .. } | Backing::Shared { offset, .. } => Some(*offset),
+        }
+    }
+
+    fn offset_mut(&mut self) -> Option<&mut u64> {
+        match self {
+            Backing::Anonymous => None,
+            Backing::File { offset, .. } | Backing::Shared { offset, .. } => Some(offset),
+        }
+    }
 }
 
 impl fmt::Debug for Backing {
@@ -22,6 +43,7 @@ impl fmt::Debug for Backing {
         match self {
             Backing::Anonymous => f.write_str("Anonymous"),
             Backing::File { offset, .. } => write!(f, "File {{ offset: {offset:#x} }}"),
+            Backing::Shared { obj, offset } => write!(f, "Shared {{ len: {:#x}, offset: {offset:#x} }}", obj.len()),
         }
     }
 }
@@ -41,9 +63,32 @@ pub struct Vma {
     pub backing: Backing,
     /// What /proc/pid/maps shows in the path column ("[heap]", "[stack]", a file path).
     pub name: Option<Arc<str>>,
+    /// MADV_DONTFORK: not copied into a forked child.
+    pub dontfork: bool,
+    /// MADV_WIPEONFORK: a forked child gets the VMA with fresh zero pages.
+    pub wipeonfork: bool,
+    /// mlock/MAP_LOCKED/mlockall: counted as locked memory (VmLck).
+    pub locked: bool,
 }
 
 impl Vma {
+    /// A VMA with no flags set beyond those given.
+    pub fn new(start: u64, end: u64, perms: Perms, shared: bool, backing: Backing) -> Vma {
+        Vma {
+            start,
+            end,
+            perms,
+            max_perms: Perms::RWX,
+            shared,
+            growsdown: false,
+            backing,
+            name: None,
+            dontfork: false,
+            wipeonfork: false,
+            locked: false,
+        }
+    }
+
     pub fn len(&self) -> u64 {
         self.end - self.start
     }
@@ -62,12 +107,18 @@ impl Vma {
             || next.shared
             || self.growsdown != next.growsdown
             || self.name != next.name
+            || self.dontfork != next.dontfork
+            || self.wipeonfork != next.wipeonfork
+            || self.locked != next.locked
         {
             return false;
         }
         match (&self.backing, &next.backing) {
             (Backing::Anonymous, Backing::Anonymous) => true,
             (Backing::File { source: a, offset: ao }, Backing::File { source: b, offset: bo }) => {
+                Arc::ptr_eq(a, b) && ao.checked_add(self.len()) == Some(*bo)
+            }
+            (Backing::Shared { obj: a, offset: ao }, Backing::Shared { obj: b, offset: bo }) => {
                 Arc::ptr_eq(a, b) && ao.checked_add(self.len()) == Some(*bo)
             }
             _ => false,
@@ -78,7 +129,7 @@ impl Vma {
     /// offset of every address the same. None if the file offset would underflow.
     pub(super) fn with_start(&self, new_start: u64) -> Option<Vma> {
         let mut v = self.clone();
-        if let Backing::File { offset, .. } = &mut v.backing {
+        if let Some(offset) = v.backing.offset_mut() {
             *offset = if new_start >= self.start {
                 offset.checked_add(new_start - self.start)?
             } else {
@@ -269,16 +320,7 @@ mod tests {
     use super::*;
 
     fn anon(start: u64, end: u64, perms: Perms) -> Vma {
-        Vma {
-            start,
-            end,
-            perms,
-            max_perms: Perms::RWX,
-            shared: false,
-            growsdown: false,
-            backing: Backing::Anonymous,
-            name: None,
-        }
+        Vma::new(start, end, perms, false, Backing::Anonymous)
     }
 
     #[test]

@@ -86,9 +86,19 @@ pub fn read(t: &mut Task, a: &Args) -> SysResult {
     read_to_guest(t, &f, a[1], a[2], |buf, _| f.read(buf))
 }
 
+/// A write that failed with EPIPE also raises SIGPIPE in the writing thread.
+fn sigpipe_on_epipe(t: &Task, r: SysResult) -> SysResult {
+    if r == Err(Errno::EPIPE) {
+        let info = crate::kernel::signal::SignalInfo::user(rvisor_syscalls::flags::signal::SIGPIPE, 0, t.tgid(), t.creds.uid);
+        crate::kernel::signal::send_to_thread(&t.kernel, &t.handle, info, false);
+    }
+    r
+}
+
 pub fn write(t: &mut Task, a: &Args) -> SysResult {
     let f = t.file(fd_arg(a[0]))?;
-    write_from_guest(t, a[1], a[2], |buf, _| f.write(buf))
+    let r = write_from_guest(t, a[1], a[2], |buf, _| f.write(buf));
+    sigpipe_on_epipe(t, r)
 }
 
 pub fn pread64(t: &mut Task, a: &Args) -> SysResult {
@@ -168,7 +178,8 @@ pub fn writev(t: &mut Task, a: &Args) -> SysResult {
             break;
         }
     }
-    Ok(f.write(&buf)? as u64)
+    let r = f.write(&buf).map(|n| n as u64);
+    sigpipe_on_epipe(t, r)
 }
 
 pub fn lseek(t: &mut Task, a: &Args) -> SysResult {
@@ -361,7 +372,8 @@ pub fn fcntl(t: &mut Task, a: &Args) -> SysResult {
         F_GETOWN | F_SETOWN => Ok(0),
         // Record locks come with the filesystem-semantics work; say so honestly.
         F_GETLK | F_SETLK | F_SETLKW => Err(Errno::ENOLCK),
-        F_GETPIPE_SZ | F_SETPIPE_SZ => Err(Errno::EBADF),
+        F_GETPIPE_SZ => f.imp().pipe_size().map(|s| s as u64).ok_or(Errno::EBADF),
+        F_SETPIPE_SZ => Ok(f.imp().set_pipe_size(a[2] as u32)? as u64),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -384,11 +396,11 @@ pub fn ioctl(t: &mut Task, a: &Args) -> SysResult {
         // The sandbox's processes live in their own pid namespace: answer job-control
         // queries with sandbox ids, never the host's.
         io::TIOCGPGRP if f.imp().is_tty() => {
-            t.write_obj(arg, &t.pgid)?;
+            t.write_obj(arg, &t.tg().pgid())?;
             Ok(0)
         }
         io::TIOCGSID if f.imp().is_tty() => {
-            t.write_obj(arg, &t.sid)?;
+            t.write_obj(arg, &t.tg().sid())?;
             Ok(0)
         }
         io::TIOCSPGRP if f.imp().is_tty() => {
@@ -396,7 +408,7 @@ pub fn ioctl(t: &mut Task, a: &Args) -> SysResult {
             if pgid < 0 {
                 return Err(Errno::EINVAL);
             }
-            if pgid != t.pgid {
+            if pgid != t.tg().pgid() {
                 return Err(Errno::EPERM);
             }
             Ok(0)

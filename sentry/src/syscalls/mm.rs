@@ -50,9 +50,56 @@ pub fn madvise(t: &mut Task, a: &Args) -> SysResult {
             t.mm.discard(addr, len)?;
             Ok(0)
         }
-        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_DONTFORK | MADV_DOFORK
-        | MADV_HUGEPAGE | MADV_NOHUGEPAGE => Ok(0),
-        12..=13 | 16..=25 => Ok(0),
+        MADV_DONTFORK | MADV_DOFORK => {
+            t.mm.set_dontfork(addr, len, advice == MADV_DONTFORK)?;
+            Ok(0)
+        }
+        MADV_WIPEONFORK | MADV_KEEPONFORK => {
+            t.mm.set_wipeonfork(addr, len, advice == MADV_WIPEONFORK)?;
+            Ok(0)
+        }
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_HUGEPAGE | MADV_NOHUGEPAGE => Ok(0),
+        12..=13 | 16..=17 | 20..=25 => Ok(0),
         _ => Err(Errno::EINVAL),
     }
+}
+
+pub fn mremap(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.mremap(a[0], a[1], a[2], a[3] as u32, a[4])
+}
+
+pub fn mincore(t: &mut Task, a: &Args) -> SysResult {
+    let v = t.mm.mincore(a[0], a[1])?;
+    t.mm.copy_out(a[2], &v)?;
+    Ok(0)
+}
+
+pub fn msync(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.msync(a[0], a[1], a[2] as u32)?;
+    Ok(0)
+}
+
+pub fn mlock(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.mlock(a[0], a[1], 0)?;
+    Ok(0)
+}
+
+pub fn mlock2(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.mlock(a[0], a[1], a[2] as u32)?;
+    Ok(0)
+}
+
+pub fn munlock(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.munlock(a[0], a[1])?;
+    Ok(0)
+}
+
+pub fn mlockall(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.mlockall(a[0] as u32)?;
+    Ok(0)
+}
+
+pub fn munlockall(t: &mut Task, _a: &Args) -> SysResult {
+    t.mm.munlockall();
+    Ok(0)
 }

@@ -4,8 +4,11 @@
 //! checks and converts its arguments, and calls into the subsystem that owns the semantics.
 
 mod fs;
+mod futex;
 mod info;
 mod mm;
+mod pipe;
+mod poll;
 mod process;
 mod signal;
 mod time;
@@ -60,23 +63,47 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::BRK => (mm::brk, F),
         nr::RT_SIGACTION => (signal::rt_sigaction, F),
         nr::RT_SIGPROCMASK => (signal::rt_sigprocmask, F),
+        nr::RT_SIGRETURN => (signal::rt_sigreturn, F),
         nr::IOCTL => (fs::ioctl, P),
         nr::PREAD64 => (fs::pread64, F),
         nr::PWRITE64 => (fs::pwrite64, F),
         nr::READV => (fs::readv, F),
         nr::WRITEV => (fs::writev, F),
         nr::ACCESS => (fs::access, P),
+        nr::PIPE => (pipe::pipe, F),
+        nr::PIPE2 => (pipe::pipe2, F),
+        nr::POLL => (poll::poll, F),
+        nr::PPOLL => (poll::ppoll, F),
+        nr::SELECT => (poll::select, F),
+        nr::PSELECT6 => (poll::pselect6, F),
+        nr::FUTEX => (futex::futex, P),
         nr::SCHED_YIELD => (process::sched_yield, F),
         nr::MADVISE => (mm::madvise, P),
+        nr::MREMAP => (mm::mremap, F),
+        nr::MSYNC => (mm::msync, P),
+        nr::MINCORE => (mm::mincore, F),
+        nr::MLOCK => (mm::mlock, P),
+        nr::MUNLOCK => (mm::munlock, P),
+        nr::MLOCKALL => (mm::mlockall, P),
+        nr::MUNLOCKALL => (mm::munlockall, P),
+        nr::MLOCK2 => (mm::mlock2, P),
         nr::DUP => (fs::dup, F),
         nr::DUP2 => (fs::dup2, F),
-        nr::PAUSE => (signal::pause, P),
-        nr::NANOSLEEP => (time::nanosleep, P),
+        nr::PAUSE => (signal::pause, F),
+        nr::NANOSLEEP => (time::nanosleep, F),
+        nr::ALARM => (signal::alarm, F),
+        nr::SETITIMER => (signal::setitimer, P),
+        nr::GETITIMER => (signal::getitimer, P),
+        nr::RESTART_SYSCALL => (time::restart_syscall, F),
         nr::GETPID => (process::getpid, F),
-        nr::EXIT => (process::exit, P),
+        nr::EXIT => (process::exit, F),
         nr::EXECVE => (process::execve, P),
-        nr::WAIT4 => (process::wait4, P),
-        nr::KILL => (signal::kill, P),
+        nr::CLONE => (process::clone, P),
+        nr::FORK => (process::fork, F),
+        nr::VFORK => (process::vfork, F),
+        nr::WAIT4 => (process::wait4, F),
+        nr::WAITID => (process::waitid, P),
+        nr::KILL => (signal::kill, F),
         nr::UNAME => (info::uname, F),
         nr::FCNTL => (fs::fcntl, P),
         nr::FSYNC => (fs::fsync, F),
@@ -109,6 +136,10 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::GETPGID => (process::getpgid, F),
         nr::GETSID => (process::getsid, F),
         nr::RT_SIGPENDING => (signal::rt_sigpending, F),
+        nr::RT_SIGTIMEDWAIT => (signal::rt_sigtimedwait, F),
+        nr::RT_SIGQUEUEINFO => (signal::rt_sigqueueinfo, F),
+        nr::RT_SIGSUSPEND => (signal::rt_sigsuspend, F),
+        nr::RT_TGSIGQUEUEINFO => (signal::rt_tgsigqueueinfo, F),
         nr::SIGALTSTACK => (signal::sigaltstack, F),
         nr::STATFS => (fs::statfs, F),
         nr::FSTATFS => (fs::fstatfs, F),
@@ -123,8 +154,8 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::CLOCK_GETRES => (time::clock_getres, F),
         nr::CLOCK_NANOSLEEP => (time::clock_nanosleep, P),
         nr::EXIT_GROUP => (process::exit_group, F),
-        nr::TGKILL => (signal::tgkill, P),
-        nr::TKILL => (signal::tkill, P),
+        nr::TGKILL => (signal::tgkill, F),
+        nr::TKILL => (signal::tkill, F),
         nr::OPENAT => (fs::openat, P),
         nr::NEWFSTATAT => (fs::newfstatat, F),
         nr::READLINKAT => (fs::readlinkat, F),
@@ -135,6 +166,7 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::DUP3 => (fs::dup3, F),
         nr::PRLIMIT64 => (process::prlimit64, P),
         nr::EXECVEAT => (process::execveat, P),
+        nr::CLONE3 => (process::clone3, P),
         nr::GETCPU => (process::getcpu, F),
         nr::GETRANDOM => (info::getrandom, F),
         nr::STATX => (fs::statx, P),
@@ -165,10 +197,16 @@ pub fn dispatch(t: &mut Task) {
         }
     };
     if tracing::enabled!(tracing::Level::TRACE) {
-        tracing::trace!(tid = t.tid, name = nr::name(n).unwrap_or("?"), ?args, ?result, "syscall");
+        tracing::trace!(tid = t.tid(), name = nr::name(n).unwrap_or("?"), ?args, ?result, "syscall");
     }
     t.regs.rax = match result {
         Ok(v) => v,
+        // Kernel-internal restart codes never reach the guest: signal delivery decides
+        // between EINTR and re-running the call.
+        Err(e) if (Errno::ERESTARTSYS.0..=Errno::ERESTART_RESTARTBLOCK.0).contains(&e.0) => {
+            t.restart = Some(e);
+            Errno::EINTR.as_return()
+        }
         Err(e) => e.as_return(),
     };
 }

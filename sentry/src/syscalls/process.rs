@@ -6,35 +6,42 @@ use rvisor_syscalls::flags::rlimit::{RLIMIT_NOFILE, RLIM_NLIMITS};
 use rvisor_syscalls::types::{Rlimit, Rusage, Tms};
 use rvisor_syscalls::Errno;
 
+use std::sync::Arc;
+
 use super::{Args, SysResult};
+use crate::kernel::clone::CloneArgs;
+use crate::kernel::exit::{do_wait, WaitTarget};
 use crate::kernel::fdtable::NR_OPEN;
+use crate::kernel::signal::{group_exit, SignalInfo};
 use crate::kernel::task::{Creds, ExitStatus};
+use crate::kernel::thread_group::{TgState, ThreadGroup};
 use crate::kernel::Task;
 
 /// The lowest non-canonical user address: fs/gs bases must stay below it.
 const TASK_SIZE_MAX: u64 = 0x0000_7fff_ffff_f000;
 
+/// exit(2): ends the calling thread; the last thread's exit ends the process.
 pub fn exit(t: &mut Task, a: &Args) -> SysResult {
-    // The only thread of its group: its exit ends the group (threads come later).
-    t.exit_group(ExitStatus::Exited(a[0] as i32 & 0xff));
+    t.exit = Some(ExitStatus::Exited(a[0] as i32 & 0xff));
     Ok(0)
 }
 
 pub fn exit_group(t: &mut Task, a: &Args) -> SysResult {
-    t.exit_group(ExitStatus::Exited(a[0] as i32 & 0xff));
+    let (k, tg) = (t.kernel.clone(), t.tg().clone());
+    group_exit(&k, &tg, ExitStatus::Exited(a[0] as i32 & 0xff));
     Ok(0)
 }
 
 pub fn getpid(t: &mut Task, _: &Args) -> SysResult {
-    Ok(t.tgid as u64)
+    Ok(t.tgid() as u64)
 }
 
 pub fn getppid(t: &mut Task, _: &Args) -> SysResult {
-    Ok(t.ppid as u64)
+    Ok(t.tg().parent().map_or(0, |p| p.tgid) as u64)
 }
 
 pub fn gettid(t: &mut Task, _: &Args) -> SysResult {
-    Ok(t.tid as u64)
+    Ok(t.tid() as u64)
 }
 
 pub fn getuid(t: &mut Task, _: &Args) -> SysResult {
@@ -130,59 +137,87 @@ pub fn setgroups(t: &mut Task, a: &Args) -> SysResult {
 
 fn is_self(t: &Task, pid: u64) -> bool {
     let pid = pid as i32;
-    pid == 0 || pid == t.tgid
+    pid == 0 || pid == t.tgid()
+}
+
+/// The thread group `pid` names (0: the caller's).
+fn group_of(t: &Task, pid: u64) -> Result<Arc<ThreadGroup>, Errno> {
+    let pid = i32::try_from(pid as i64).map_err(|_| Errno::ESRCH)?;
+    if pid == 0 || pid == t.tgid() {
+        return Ok(t.tg().clone());
+    }
+    if pid < 0 {
+        return Err(Errno::ESRCH);
+    }
+    t.kernel.group(pid).filter(|g| !matches!(g.lock().state, TgState::Dead)).ok_or(Errno::ESRCH)
 }
 
 pub fn getpgrp(t: &mut Task, _: &Args) -> SysResult {
-    Ok(t.pgid as u64)
+    Ok(t.tg().pgid() as u64)
 }
 
 pub fn getpgid(t: &mut Task, a: &Args) -> SysResult {
-    if !is_self(t, a[0]) {
-        return Err(Errno::ESRCH);
-    }
-    Ok(t.pgid as u64)
+    Ok(group_of(t, a[0])?.pgid() as u64)
 }
 
 pub fn getsid(t: &mut Task, a: &Args) -> SysResult {
-    if !is_self(t, a[0]) {
-        return Err(Errno::ESRCH);
-    }
-    Ok(t.sid as u64)
+    Ok(group_of(t, a[0])?.sid() as u64)
 }
 
+/// setpgid(2): the caller or one of its children joins or creates a process group in its
+/// session.
 pub fn setpgid(t: &mut Task, a: &Args) -> SysResult {
     let pgid = a[1] as i32;
     if pgid < 0 {
         return Err(Errno::EINVAL);
     }
-    if !is_self(t, a[0]) {
+    let target = group_of(t, a[0])?;
+    let me = t.tg().clone();
+    if !Arc::ptr_eq(&target, &me) && !target.parent().is_some_and(|p| Arc::ptr_eq(&p, &me)) {
         return Err(Errno::ESRCH);
     }
+    let my_sid = me.sid();
+    let (tsid, tgid) = (target.sid(), target.tgid);
+    if tsid != my_sid {
+        return Err(Errno::EPERM);
+    }
     // A session leader cannot change its process group.
-    if t.sid == t.tgid {
+    if tsid == tgid {
         return Err(Errno::EPERM);
     }
-    let pgid = if pgid == 0 { t.tgid } else { pgid };
-    if pgid != t.tgid && pgid != t.pgid {
-        return Err(Errno::EPERM);
+    let pgid = if pgid == 0 { tgid } else { pgid };
+    if pgid != tgid {
+        let exists = t.kernel.all_groups().iter().any(|g| {
+            let g = g.lock();
+            g.pgid == pgid && g.sid == my_sid && !matches!(g.state, TgState::Dead | TgState::Zombie(_))
+        });
+        if !exists {
+            return Err(Errno::EPERM);
+        }
     }
-    t.pgid = pgid;
+    target.lock().pgid = pgid;
     Ok(0)
 }
 
 pub fn setsid(t: &mut Task, _: &Args) -> SysResult {
-    if t.pgid == t.tgid {
+    let tgid = t.tgid();
+    // Fails if the caller's pid already names a process group.
+    let leader = t.kernel.all_groups().iter().any(|g| {
+        let g = g.lock();
+        g.pgid == tgid && !matches!(g.state, TgState::Dead)
+    });
+    if leader {
         return Err(Errno::EPERM);
     }
-    t.sid = t.tgid;
-    t.pgid = t.tgid;
-    Ok(t.sid as u64)
+    let mut g = t.tg().lock();
+    g.sid = tgid;
+    g.pgid = tgid;
+    Ok(tgid as u64)
 }
 
 pub fn set_tid_address(t: &mut Task, a: &Args) -> SysResult {
     t.clear_child_tid = a[0];
-    Ok(t.tid as u64)
+    Ok(t.tid() as u64)
 }
 
 pub fn set_robust_list(t: &mut Task, a: &Args) -> SysResult {
@@ -195,7 +230,7 @@ pub fn set_robust_list(t: &mut Task, a: &Args) -> SysResult {
 }
 
 pub fn get_robust_list(t: &mut Task, a: &Args) -> SysResult {
-    if a[0] != 0 && a[0] as i32 != t.tid {
+    if a[0] != 0 && a[0] as i32 != t.tid() {
         return Err(Errno::ESRCH);
     }
     t.write_obj(a[1], &t.robust_list.0)?;
@@ -351,7 +386,7 @@ pub fn online_cpus() -> usize {
 }
 
 pub fn sched_getaffinity(t: &mut Task, a: &Args) -> SysResult {
-    if !is_self(t, a[0]) && a[0] as i32 != t.tid {
+    if a[0] != 0 && t.kernel.task(a[0] as i32).is_none() {
         return Err(Errno::ESRCH);
     }
     let ncpu = online_cpus();
@@ -378,9 +413,139 @@ pub fn getcpu(t: &mut Task, a: &Args) -> SysResult {
     Ok(0)
 }
 
-/// wait4(2): the sandbox has no child processes yet.
-pub fn wait4(_t: &mut Task, _a: &Args) -> SysResult {
-    Err(Errno::ECHILD)
+/// wait4(2).
+pub fn wait4(t: &mut Task, a: &Args) -> SysResult {
+    use rvisor_syscalls::flags::wait::*;
+    let (pid, status_addr, options, rusage) = (a[0] as i32, a[1], a[2] as u32, a[3]);
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WCLONE | WALL) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = match pid {
+        -1 => WaitTarget::Any,
+        0 => WaitTarget::Pgid(t.tg().pgid()),
+        p if p < -1 => WaitTarget::Pgid(p.checked_neg().ok_or(Errno::ESRCH)?),
+        p => WaitTarget::Pid(p),
+    };
+    let mut opts = options | WEXITED;
+    if options & WUNTRACED != 0 {
+        opts |= WSTOPPED;
+    }
+    match do_wait(t, target, opts)? {
+        None => Ok(0),
+        Some(r) => {
+            if status_addr != 0 {
+                t.write_obj(status_addr, &r.status)?;
+            }
+            if rusage != 0 {
+                t.write_obj(rusage, &Rusage::default())?;
+            }
+            Ok(r.pid as u64)
+        }
+    }
+}
+
+/// waitid(2).
+pub fn waitid(t: &mut Task, a: &Args) -> SysResult {
+    use rvisor_syscalls::flags::wait::*;
+    const P_ALL: u64 = 0;
+    const P_PID: u64 = 1;
+    const P_PGID: u64 = 2;
+    let (idtype, id, infop, options, rusage) = (a[0], a[1] as i32, a[2], a[3] as u32, a[4]);
+    if options & !(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | WNOTHREAD | WCLONE | WALL) != 0
+        || options & (WEXITED | WSTOPPED | WCONTINUED) == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let target = match idtype {
+        P_ALL => WaitTarget::Any,
+        P_PID if id > 0 => WaitTarget::Pid(id),
+        P_PGID if id > 0 => WaitTarget::Pgid(id),
+        P_PGID if id == 0 => WaitTarget::Pgid(t.tg().pgid()),
+        _ => return Err(Errno::EINVAL),
+    };
+    let found = do_wait(t, target, options)?;
+    if infop != 0 {
+        let mut info = [0u8; 128];
+        if let Some(r) = found {
+            let si = SignalInfo {
+                signo: rvisor_syscalls::flags::signal::SIGCHLD,
+                code: r.code,
+                pid: r.pid,
+                uid: r.uid,
+                status: r.si_status,
+                ..Default::default()
+            };
+            info = si.to_bytes();
+        }
+        t.mm.copy_out(infop, &info)?;
+    }
+    if rusage != 0 {
+        t.write_obj(rusage, &Rusage::default())?;
+    }
+    Ok(0)
+}
+
+fn do_clone_syscall(t: &mut Task, args: CloneArgs) -> SysResult {
+    Ok(crate::kernel::clone::do_clone(t, args)? as u64)
+}
+
+/// clone(2): x86_64 argument order is (flags, stack, parent_tid, child_tid, tls).
+pub fn clone(t: &mut Task, a: &Args) -> SysResult {
+    use rvisor_syscalls::flags::clone::CSIGNAL;
+    let args = CloneArgs {
+        flags: a[0] & !CSIGNAL,
+        stack: a[1],
+        parent_tid: a[2],
+        child_tid: a[3],
+        tls: a[4],
+        exit_signal: (a[0] & CSIGNAL) as u32,
+    };
+    do_clone_syscall(t, args)
+}
+
+pub fn fork(t: &mut Task, _: &Args) -> SysResult {
+    do_clone_syscall(t, CloneArgs { exit_signal: rvisor_syscalls::flags::signal::SIGCHLD, ..Default::default() })
+}
+
+pub fn vfork(t: &mut Task, _: &Args) -> SysResult {
+    use rvisor_syscalls::flags::clone::{CLONE_VFORK, CLONE_VM};
+    let args = CloneArgs { flags: CLONE_VM | CLONE_VFORK, exit_signal: rvisor_syscalls::flags::signal::SIGCHLD, ..Default::default() };
+    do_clone_syscall(t, args)
+}
+
+/// clone3(2): `struct clone_args` of 64 bytes or more (unknown trailing fields must be 0).
+pub fn clone3(t: &mut Task, a: &Args) -> SysResult {
+    use rvisor_syscalls::flags::clone::CSIGNAL;
+    const CLONE_ARGS_SIZE_VER0: usize = 64;
+    const CLONE_ARGS_SIZE_VER2: usize = 88;
+    let size = a[1] as usize;
+    if size < CLONE_ARGS_SIZE_VER0 {
+        return Err(Errno::EINVAL);
+    }
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let mut raw = vec![0u8; size];
+    t.mm.copy_in(a[0], &mut raw)?;
+    if raw.len() > CLONE_ARGS_SIZE_VER2 && raw[CLONE_ARGS_SIZE_VER2..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    raw.resize(CLONE_ARGS_SIZE_VER2, 0);
+    let field = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(b)
+    };
+    let (flags, child_tid, parent_tid, exit_signal) = (field(0), field(2), field(3), field(4));
+    let (stack, stack_size, tls, set_tid_size, cgroup) = (field(5), field(6), field(7), field(9), field(10));
+    if exit_signal & !CSIGNAL != 0 || flags & CSIGNAL != 0 || set_tid_size != 0 || cgroup != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let sp = if stack != 0 { stack.checked_add(stack_size).ok_or(Errno::EINVAL)? } else { 0 };
+    do_clone_syscall(t, CloneArgs { flags, stack: sp, parent_tid, child_tid, tls, exit_signal: exit_signal as u32 })
 }
 
 /// Reads a NULL-terminated array of string pointers (argv/envp) from guest memory.
@@ -433,11 +598,12 @@ fn do_execveat(t: &mut Task, dirfd: i32, path_addr: u64, argv: u64, envp: u64, f
     };
     let fs = t.fs().clone();
     let image = crate::kernel::exec::load_image(&t.kernel, &fs, &t.creds, dentry, execfn, argv, envp)?;
+    t.become_sole_thread()?;
     t.install_image(image);
     Ok(0)
 }
 
-/// execve(2). Only the calling thread exists so far, so no other threads need killing.
+/// execve(2): other threads of the process exit; CLOEXEC fds close; handlers reset.
 pub fn execve(t: &mut Task, a: &Args) -> SysResult {
     do_execveat(t, rvisor_syscalls::flags::at::AT_FDCWD, a[0], a[1], a[2], 0)
 }

@@ -1,12 +1,13 @@
 //! Clocks and sleeping.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rvisor_syscalls::flags::clock::*;
 use rvisor_syscalls::types::{Timespec, Timeval, Timezone};
 use rvisor_syscalls::Errno;
 
 use super::{Args, SysResult};
+use crate::kernel::task::RestartBlock;
 use crate::kernel::Task;
 
 /// Reads a host clock. The guest's clocks are the host's: CLOCK_REALTIME is wall time and
@@ -77,12 +78,27 @@ fn duration(ts: Timespec) -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Sleeps the task's host thread. Nothing can interrupt a sleeping task yet (signals come
-/// later), so the remaining time is always zero.
+/// Sleeps until `deadline` (a CLOCK_MONOTONIC instant). Interrupted by a signal, it writes
+/// the remaining time to `rem_addr` (if any) and asks for a restart through
+/// restart_syscall(2), which resumes the same deadline if no handler runs.
+fn sleep(t: &mut Task, deadline: Instant, rem_addr: u64) -> SysResult {
+    match crate::kernel::wait::sleep_until(deadline) {
+        Ok(()) => Ok(0),
+        Err(Errno::ERESTARTSYS) => {
+            if rem_addr != 0 {
+                let rem = deadline.saturating_duration_since(Instant::now());
+                t.write_obj(rem_addr, &Timespec { tv_sec: rem.as_secs() as i64, tv_nsec: rem.subsec_nanos() as i64 })?;
+            }
+            t.restart_block = Some(RestartBlock::Sleep { deadline, rem_addr });
+            Err(Errno::ERESTART_RESTARTBLOCK)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub fn nanosleep(t: &mut Task, a: &Args) -> SysResult {
     let req = read_timespec(t, a[0])?;
-    std::thread::sleep(duration(req));
-    Ok(0)
+    sleep(t, Instant::now() + duration(req), a[1])
 }
 
 pub fn clock_nanosleep(t: &mut Task, a: &Args) -> SysResult {
@@ -94,12 +110,16 @@ pub fn clock_nanosleep(t: &mut Task, a: &Args) -> SysResult {
         return Err(if host_clock(clock).is_ok() { Errno::ENOTSUP } else { Errno::EINVAL });
     }
     let req = read_timespec(t, a[2])?;
-    let wait = if flags & TIMER_ABSTIME != 0 {
-        let now = host_clock(clock)?;
-        duration(req).saturating_sub(duration(now))
-    } else {
-        duration(req)
-    };
-    std::thread::sleep(wait);
-    Ok(0)
+    let absolute = flags & TIMER_ABSTIME != 0;
+    let wait = if absolute { duration(req).saturating_sub(duration(host_clock(clock)?)) } else { duration(req) };
+    // An absolute sleep has no remaining time to report.
+    sleep(t, Instant::now() + wait, if absolute { 0 } else { a[3] })
+}
+
+/// restart_syscall(2): resumes a sleep interrupted by a signal that ran no handler.
+pub fn restart_syscall(t: &mut Task, _a: &Args) -> SysResult {
+    match t.restart_block.take() {
+        Some(RestartBlock::Sleep { deadline, rem_addr }) => sleep(t, deadline, rem_addr),
+        None => Err(Errno::EINTR),
+    }
 }

@@ -57,6 +57,15 @@ pub trait FileImpl: Send + Sync {
     fn sync(&self) -> Result<(), Errno> {
         Ok(())
     }
+    /// F_GETPIPE_SZ: the capacity in bytes of a pipe; `None` (EBADF) for other files.
+    fn pipe_size(&self) -> Option<usize> {
+        None
+    }
+    /// F_SETPIPE_SZ with the argument as Linux truncates it (`unsigned int`); returns the
+    /// new capacity. EBADF for files that are not pipes.
+    fn set_pipe_size(&self, _size: u32) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
 }
 
 /// An open file: the kind-specific implementation plus the status flags and file offset

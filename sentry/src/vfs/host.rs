@@ -216,6 +216,20 @@ impl FileImpl for HostStream {
         self.tty
     }
 
+    /// Asks the host with a zero-timeout poll(2). There is no wait queue behind a host
+    /// stream, so poll/select re-check these files periodically while they wait.
+    fn readiness(&self) -> u32 {
+        use rvisor_syscalls::flags::poll::{POLLERR, POLLIN, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM};
+        let events = POLLIN | POLLPRI | POLLOUT | POLLRDNORM | POLLWRNORM;
+        let mut p = libc::pollfd { fd: self.fd.as_raw_fd(), events: events as i16, revents: 0 };
+        // SAFETY: `p` is one valid, exclusively borrowed pollfd; a zero timeout never blocks.
+        if unsafe { libc::poll(&mut p, 1, 0) } < 0 {
+            return POLLERR;
+        }
+        // The host's poll bits are the guest's (same x86_64 ABI).
+        p.revents as u16 as u32
+    }
+
     fn sync(&self) -> Result<(), Errno> {
         Err(Errno::EINVAL)
     }

@@ -11,6 +11,7 @@ pub mod gofer;
 pub mod host;
 pub mod inode;
 pub mod path;
+pub mod pipe;
 
 pub use dentry::Dentry;
 pub use file::{FileDescription, FileImpl};
