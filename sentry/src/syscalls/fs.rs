@@ -673,3 +673,76 @@ pub fn readlink(t: &mut Task, a: &Args) -> SysResult {
 pub fn readlinkat(t: &mut Task, a: &Args) -> SysResult {
     do_readlinkat(t, fd_arg(a[0]), a[1], a[2], a[3])
 }
+
+// ---------------------------------------------------------------------------------------
+// extended attributes
+
+/// The file an xattr call names: a path (following a final symlink or not) or an fd.
+enum XattrTarget {
+    Path { follow: bool },
+    Fd,
+}
+
+fn xattr_file(t: &Task, target: XattrTarget, arg: u64) -> Result<(), Errno> {
+    match target {
+        XattrTarget::Path { follow } => {
+            let path = t.copy_in_path(arg)?;
+            t.lookup_at(AT_FDCWD, &path, follow)?;
+        }
+        XattrTarget::Fd => {
+            t.file(fd_arg(arg))?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks an attribute name as the kernel does (1..=255 bytes, a known namespace).
+fn xattr_name(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
+    const XATTR_NAME_MAX: usize = 255;
+    let name = t.mm.copy_in_cstring(addr, XATTR_NAME_MAX + 1).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::ERANGE } else { e })?;
+    if name.is_empty() {
+        return Err(Errno::ERANGE);
+    }
+    let known = [&b"user."[..], b"trusted.", b"security.", b"system."];
+    if !known.iter().any(|p| name.starts_with(p)) {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    Ok(name)
+}
+
+/// The container's files carry no extended attributes yet (the gofer does not serve them):
+/// every lookup finds none, as on a filesystem where none were set.
+fn getxattr_common(t: &mut Task, target: XattrTarget, a: &Args) -> SysResult {
+    xattr_file(t, target, a[0])?;
+    xattr_name(t, a[1])?;
+    Err(Errno::ENODATA)
+}
+
+pub fn getxattr(t: &mut Task, a: &Args) -> SysResult {
+    getxattr_common(t, XattrTarget::Path { follow: true }, a)
+}
+
+pub fn lgetxattr(t: &mut Task, a: &Args) -> SysResult {
+    getxattr_common(t, XattrTarget::Path { follow: false }, a)
+}
+
+pub fn fgetxattr(t: &mut Task, a: &Args) -> SysResult {
+    getxattr_common(t, XattrTarget::Fd, a)
+}
+
+fn listxattr_common(t: &mut Task, target: XattrTarget, a: &Args) -> SysResult {
+    xattr_file(t, target, a[0])?;
+    Ok(0)
+}
+
+pub fn listxattr(t: &mut Task, a: &Args) -> SysResult {
+    listxattr_common(t, XattrTarget::Path { follow: true }, a)
+}
+
+pub fn llistxattr(t: &mut Task, a: &Args) -> SysResult {
+    listxattr_common(t, XattrTarget::Path { follow: false }, a)
+}
+
+pub fn flistxattr(t: &mut Task, a: &Args) -> SysResult {
+    listxattr_common(t, XattrTarget::Fd, a)
+}
