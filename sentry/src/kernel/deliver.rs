@@ -5,7 +5,7 @@ use rvisor_syscalls::types::{SigAction, SigSet};
 use rvisor_syscalls::{Errno, Pod};
 
 use super::signal::{SignalInfo, UNBLOCKABLE};
-use super::signal_frame::{restore_rt_frame, setup_rt_frame, FpLayout, FrameSetup};
+use super::signal_frame::{restore_rt_frame, setup_rt_frame, setup_rt_frame_with, FpLayout, FrameSetup, TrapInfo};
 use super::task::Task;
 
 /// Builds the frame for `info` and points the registers at the handler; the handler starts
@@ -19,7 +19,13 @@ pub fn setup_frame(t: &mut Task, info: &SignalInfo, act: &SigAction, old_mask: S
     let altstack = t.altstack;
     let setup = FrameSetup { sig: info.signo, info: &si, action: act, old_mask, altstack: &altstack };
     let mm = t.mm.clone();
-    setup_rt_frame(&mm, &mut t.regs, &fp, &setup)?;
+    match info.page_fault {
+        Some((write, exec, present)) => {
+            let trap = TrapInfo::page_fault(info.addr, write, exec, present);
+            setup_rt_frame_with(&mm, &mut t.regs, &fp, &setup, &trap, &FpLayout::host())?
+        }
+        None => setup_rt_frame(&mm, &mut t.regs, &fp, &setup)?,
+    }
     if let Err(e) = t.context.set_fp_state(&FpLayout::host().initial_fp_state()) {
         tracing::warn!(error = %e, "cannot reset the FPU state for a handler");
     }

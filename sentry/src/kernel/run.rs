@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use rvisor_platform::Event;
+use rvisor_platform::{AccessType, Event, FaultCode};
 
 use super::signal::{force_signal, handle_signals, SignalInfo};
 use super::task::{ExitStatus, Task};
@@ -27,10 +27,12 @@ pub fn run(t: &mut Task) {
         let as_ = t.mm.address_space().clone();
         match t.context.switch(&as_, &mut t.regs) {
             Ok(Event::Syscall) => syscalls::dispatch(t),
-            Ok(Event::Fault { addr, access, .. }) => {
+            Ok(Event::Fault { addr, access, code }) => {
                 if let Err(e) = t.mm.handle_fault(addr, access) {
                     tracing::debug!(addr = format_args!("{addr:#x}"), ?access, rip = format_args!("{:#x}", t.regs.rip), "unhandled guest fault");
-                    force_signal(t, SignalInfo::fault(e.signo(), e.si_code(), addr));
+                    let mut info = SignalInfo::fault(e.signo(), e.si_code(), addr);
+                    info.page_fault = Some((access == AccessType::Write, access == AccessType::Exec, code == FaultCode::Protection));
+                    force_signal(t, info);
                 }
             }
             Ok(Event::Signal { signo, code, addr }) => force_signal(t, SignalInfo::fault(signo as u32, code, addr)),

@@ -70,6 +70,8 @@ pub struct SignalInfo {
     pub value: u64,
     /// The whole siginfo as rt_sigqueueinfo passed it.
     pub raw: Option<Box<[u8; 128]>>,
+    /// For a page fault: (write, instruction fetch, page present), for sigcontext's err.
+    pub page_fault: Option<(bool, bool, bool)>,
 }
 
 impl SignalInfo {
@@ -157,8 +159,10 @@ fn send(k: &Kernel, tg: &Arc<ThreadGroup>, thread: Option<&Arc<TaskHandle>>, inf
     }
     let act = action_of(tg, sig);
     // The sandbox's init, like a container's, discards signals from inside its pid
-    // namespace that would run the default action — SIGKILL and SIGSTOP included.
-    if from_inside && tg.tgid == 1 && act.handler == SIG_DFL {
+    // namespace that would run the default action — SIGKILL and SIGSTOP included (those
+    // two cannot be blocked; others are kept while blocked, see below).
+    let init_protected = from_inside && tg.tgid == 1 && act.handler == SIG_DFL;
+    if init_protected && (sig == SIGKILL || sig == SIGSTOP) {
         return;
     }
     if sig == SIGKILL {
@@ -189,11 +193,15 @@ fn send(k: &Kernel, tg: &Arc<ThreadGroup>, thread: Option<&Arc<TaskHandle>>, inf
     }
     // Ignored signals are discarded at generation unless blocked (a blocked one stays
     // pending in case the disposition changes before it is unblocked).
-    let blocked_everywhere = match thread {
-        Some(h) => h.signals().mask.contains(sig),
-        None => g.threads.iter().all(|h| h.signals().mask.contains(sig)),
+    let blocked = |h: &Arc<TaskHandle>| {
+        let s = h.signals();
+        s.mask.contains(sig) || s.real_blocked.contains(sig)
     };
-    if ignored_by(&act, sig) && !blocked_everywhere {
+    let blocked_everywhere = match thread {
+        Some(h) => blocked(h),
+        None => g.threads.iter().all(blocked),
+    };
+    if (ignored_by(&act, sig) || init_protected) && !blocked_everywhere {
         return;
     }
     let queue_rt = sig >= SIGRTMIN;
@@ -303,6 +311,9 @@ pub fn handle_signals(t: &mut Task) {
         let act = action_of(t.tg(), sig);
         match act.handler {
             SIG_IGN => continue,
+            // Init only dies of signals it handles (or of faults, which force_signal
+            // handles before they get here).
+            SIG_DFL if t.tgid() == 1 => continue,
             SIG_DFL => match default_action(sig) {
                 DefaultAction::Ignore | DefaultAction::Continue => continue,
                 DefaultAction::Stop => {

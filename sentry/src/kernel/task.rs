@@ -108,6 +108,9 @@ pub struct TaskSignals {
     pub mask: SigSet,
     /// Thread-directed pending signals, in arrival order.
     pub pending: VecDeque<SignalInfo>,
+    /// The mask in force before rt_sigtimedwait unblocked the awaited signals: such a
+    /// signal still counts as blocked when deciding whether to discard it.
+    pub real_blocked: SigSet,
 }
 
 /// The part of a task other tasks can reach.
@@ -130,7 +133,7 @@ impl TaskHandle {
             tg,
             waker: Waker::new(),
             interrupter: Mutex::new(None),
-            sig: Mutex::new(TaskSignals { mask, pending: VecDeque::new() }),
+            sig: Mutex::new(TaskSignals { mask, pending: VecDeque::new(), real_blocked: SigSet::default() }),
             exit_requested: AtomicBool::new(false),
             exited: AtomicBool::new(false),
         })

@@ -92,6 +92,23 @@ impl MemoryManager {
         flags: u32,
         file: Option<(Arc<dyn FileSource>, u64)>,
     ) -> Result<u64, Errno> {
+        self.mmap_limited(addr, len, prot, flags, file, Perms::RWX)
+    }
+
+    /// mmap(2) with the permissions the mapping may ever have (`max_perms`: a file opened
+    /// read-only can never be mapped shared and writable, not even by a later mprotect).
+    /// A shared mapping of a file that can never be written is served like a private one:
+    /// its pages are the file's contents, read on first touch. (It does not see later
+    /// writes to the file by others; that needs a page cache.)
+    pub fn mmap_limited(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        file: Option<(Arc<dyn FileSource>, u64)>,
+        max_perms: Perms,
+    ) -> Result<u64, Errno> {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -125,8 +142,8 @@ impl MemoryManager {
             if offset.checked_add(len).is_none() {
                 return Err(Errno::EOVERFLOW);
             }
-            if shared {
-                tracing::warn!("file-backed MAP_SHARED mappings are not supported yet (needs a page cache)");
+            if shared && max_perms.write {
+                tracing::warn!("writable file-backed MAP_SHARED mappings are not supported yet (needs a page cache)");
                 return Err(Errno::ENODEV);
             }
             Backing::File { source, offset }
@@ -147,8 +164,8 @@ impl MemoryManager {
             len,
             placement,
             perms: Perms::from_prot(prot),
-            max_perms: Perms::RWX,
-            shared,
+            max_perms,
+            shared: shared && anonymous,
             growsdown,
             backing,
             populate: flags & MAP_POPULATE != 0 && flags & MAP_NONBLOCK == 0,

@@ -1,6 +1,7 @@
 //! Memory syscalls: thin argument checks over [`crate::mm::MemoryManager`].
 
 use rvisor_syscalls::flags::mman::*;
+use rvisor_platform::Perms;
 use rvisor_syscalls::Errno;
 
 use super::{Args, SysResult};
@@ -9,6 +10,7 @@ use crate::vfs::file::file_source;
 
 pub fn mmap(t: &mut Task, a: &Args) -> SysResult {
     let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2] as u32, a[3] as u32, a[4] as i32, a[5]);
+    let mut max = Perms::RWX;
     let file = if flags & MAP_ANONYMOUS != 0 {
         None
     } else {
@@ -16,12 +18,16 @@ pub fn mmap(t: &mut Task, a: &Args) -> SysResult {
             return Err(Errno::EINVAL);
         }
         let f = t.file(fd)?;
-        if !f.readable() || (flags & MAP_TYPE != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable()) {
+        let shared = flags & MAP_TYPE != MAP_PRIVATE;
+        if !f.readable() || (shared && prot & PROT_WRITE != 0 && !f.writable()) {
             return Err(Errno::EACCES);
+        }
+        if shared && !f.writable() {
+            max.write = false;
         }
         Some((file_source(&f)?, off))
     };
-    t.mm.mmap(addr, len, prot, flags, file)
+    t.mm.mmap_limited(addr, len, prot, flags, file, max)
 }
 
 pub fn munmap(t: &mut Task, a: &Args) -> SysResult {

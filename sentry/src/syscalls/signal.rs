@@ -281,14 +281,18 @@ pub fn rt_sigtimedwait(t: &mut Task, a: &Args) -> SysResult {
     } else {
         None
     };
+    // The thread's own queue first, then the process's; lowest signal number first.
     let take = |t: &Task| -> Option<SignalInfo> {
         let tg = t.tg().clone();
         let mut g = tg.lock();
         let mut s = t.handle.signals();
-        if let Some(n) = s.pending.iter().position(|i| set.contains(i.signo)) {
+        let pick = |q: &std::collections::VecDeque<SignalInfo>| {
+            q.iter().enumerate().filter(|(_, i)| set.contains(i.signo)).min_by_key(|(n, i)| (i.signo, *n)).map(|(n, _)| n)
+        };
+        if let Some(n) = pick(&s.pending) {
             return s.pending.remove(n);
         }
-        let n = g.shared_pending.iter().position(|i| set.contains(i.signo))?;
+        let n = pick(&g.shared_pending)?;
         g.shared_pending.remove(n)
     };
     // While waiting, signals in `set` must wake the task even if blocked (they are taken
@@ -297,9 +301,17 @@ pub fn rt_sigtimedwait(t: &mut Task, a: &Args) -> SysResult {
         Some(i) => i,
         None => {
             let old = t.sigmask();
-            t.handle.signals().mask = SigSet(old.0 & !set.0);
+            {
+                let mut s = t.handle.signals();
+                s.real_blocked = old;
+                s.mask = SigSet(old.0 & !set.0);
+            }
             let r = block_on(&[], deadline, || take(t).map(Ok));
-            t.handle.signals().mask = old;
+            {
+                let mut s = t.handle.signals();
+                s.mask = old;
+                s.real_blocked = SigSet::default();
+            }
             match r {
                 Ok(i) => i,
                 Err(Errno::ETIMEDOUT) => return Err(Errno::EAGAIN),
