@@ -6,7 +6,8 @@
 //! each times its own loop with CLOCK_MONOTONIC and prints `ns_per_op=`):
 //! - `getppid`: a raw syscall round trip;
 //! - `open+fstat+read4k+close`: four file syscalls on a 16 KiB file the bench creates;
-//! - `/bin/true startup`: median wall time of the whole command over `--runs` runs.
+//! - `/bin/true startup`: median wall time of the whole command over `--runs` runs;
+//! - `fork+exec+wait`: a guest spawning `/bin/true` and `python3 -c pass` and waiting.
 //!
 //! Usage: `cargo run --release -p rvisor-bench [-- --iterations N] [--runs M]`
 
@@ -341,6 +342,7 @@ fn try_main() -> Result<()> {
     let c_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("c");
     let getppid = build_workload(&c_dir.join("getppid.c"), &work_dir)?;
     let file_read = build_workload(&c_dir.join("file_read.c"), &work_dir)?;
+    let spawn = build_workload(&c_dir.join("spawn.c"), &work_dir)?;
 
     // A 16 KiB file for the file workload, visible to both sandboxes (they see the host's /).
     let data_dir = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
@@ -350,18 +352,31 @@ fn try_main() -> Result<()> {
         &data,
         (0..16384u32).map(|i| (i * 7) as u8).collect::<Vec<u8>>(),
     )?;
-    let result = bench(&opts, &exe_dir, &getppid, &file_read, &data);
+    let result = bench(&opts, &exe_dir, &Workloads { getppid, file_read, spawn }, &data);
     let _ = std::fs::remove_dir_all(&data_dir);
     result
 }
 
-fn bench(
-    opts: &Options,
-    exe_dir: &Path,
-    getppid: &Path,
-    file_read: &Path,
-    data: &Path,
-) -> Result<()> {
+/// The built C workloads.
+struct Workloads {
+    getppid: PathBuf,
+    file_read: PathBuf,
+    spawn: PathBuf,
+}
+
+/// How a workload is measured and shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The workload times its own loop and prints ns_per_op (shown in ns/µs).
+    Loop,
+    /// Like `Loop`, but each op is long (shown in ms).
+    LoopMs,
+    /// Median wall time of the whole command (shown in ms).
+    Startup,
+}
+
+fn bench(opts: &Options, exe_dir: &Path, w: &Workloads, data: &Path) -> Result<()> {
+    let (getppid, file_read, spawn) = (&w.getppid, &w.file_read, &w.spawn);
     let native = Runner {
         name: "native",
         prefix: vec![],
@@ -388,36 +403,40 @@ fn bench(
     );
 
     let n = opts.iterations.to_string();
-    let workloads: Vec<(&str, Vec<String>, bool)> = vec![
-        (
-            "getppid",
-            vec![getppid.display().to_string(), n.clone()],
-            false,
-        ),
+    // Spawns cost milliseconds: fewer rounds.
+    let spawns = (opts.iterations / 500).max(10).to_string();
+    let py_spawns = (opts.iterations / 2000).max(5).to_string();
+    let workloads: Vec<(&str, Vec<String>, Kind)> = vec![
+        ("getppid", vec![getppid.display().to_string(), n.clone()], Kind::Loop),
         (
             "open+fstat+read4k+close",
-            vec![
-                file_read.display().to_string(),
-                n.clone(),
-                data.display().to_string(),
-            ],
-            false,
+            vec![file_read.display().to_string(), n.clone(), data.display().to_string()],
+            Kind::Loop,
         ),
-        ("/bin/true startup", vec!["/bin/true".to_string()], true),
+        ("/bin/true startup", vec!["/bin/true".to_string()], Kind::Startup),
+        (
+            "fork+exec+wait /bin/true",
+            vec![spawn.display().to_string(), spawns, "/bin/true".to_string()],
+            Kind::LoopMs,
+        ),
+        (
+            "fork+exec+wait python3 -c pass",
+            vec![spawn.display().to_string(), py_spawns, "/usr/bin/python3".to_string(), "-c".to_string(), "pass".to_string()],
+            Kind::LoopMs,
+        ),
     ];
     let mut rows = Vec::new();
-    for (name, argv, startup) in workloads {
+    for (name, argv, kind) in workloads {
         let measure = |r: &Runner| {
             eprintln!("running {name} ({})...", r.name);
-            if startup {
-                median_wall_ns(r, &argv, opts.runs)
-            } else {
-                ns_per_op(r, &argv)
+            match kind {
+                Kind::Startup => median_wall_ns(r, &argv, opts.runs),
+                Kind::Loop | Kind::LoopMs => ns_per_op(r, &argv),
             }
         };
         rows.push(Row {
             workload: name.to_string(),
-            unit_ms: startup,
+            unit_ms: kind != Kind::Loop,
             native: Some(measure(&native)),
             rvisor: rvisor.as_ref().ok().map(measure),
             runsc: runsc.as_ref().ok().map(measure),
