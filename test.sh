@@ -9,11 +9,14 @@ export DEBIAN_FRONTEND=noninteractive
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 # gcc + libc6-dev build the static C test programs; busybox-static provides /bin/busybox
-# and /usr/share/doc/busybox-static, which the tests read. (runsc is only for the bench.)
+# and /usr/share/doc/busybox-static, which the tests read; python3 and perl are real
+# dynamically linked programs the tests run. (runsc is only for the bench.)
 missing=()
 command -v gcc >/dev/null || missing+=(gcc)
 installed libc6-dev || missing+=(libc6-dev)
 installed busybox-static || missing+=(busybox-static)
+installed python3 || missing+=(python3)
+installed perl || missing+=(perl)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -6,6 +6,11 @@
 //! (60 s, or `RVISOR_TEST_TIMEOUT` seconds): a run that does not finish is killed with its
 //! whole process group and the test fails.
 //!
+//! Programs that are pid 1 in the sandbox are compared with a native run as the init of a
+//! pid namespace ([`assert_same_as_init`]). [`Interactive`] drives a run step by step (wait
+//! for output, write stdin) and [`process_tree`] / [`wait_all_gone`] look at the host's
+//! processes, e.g. to check that a sandbox leaves none behind.
+//!
 //! The rvisor binary is `$RVISOR_BIN`, else `target/release/rvisor`, else `target/debug/rvisor`
 //! of this workspace; build it first with `cargo build --release` (`./test.sh` does).
 //! The C programs in `tests/c/` are built by `build.rs`; their paths are in [`progs`].
@@ -21,6 +26,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+mod host;
+mod interactive;
+
+pub use host::{
+    describe as describe_processes, host_processes, process_tree, processes_with_env,
+    wait_all_gone, HostProcess,
+};
+pub use interactive::Interactive;
+
 /// Paths of the static C test programs built from `tests/c/*.c` by `build.rs`.
 pub mod progs {
     /// `c/syscalls.c`: file, directory, memory and time syscalls; `syscalls [io|fs|mm|time]`.
@@ -33,6 +47,43 @@ pub mod progs {
     pub const GETPID: &str = env!("RVISOR_TEST_PROG_GETPID");
     /// `c/unimplemented.c`: calls syscall `argv[1]` twice and prints the errno names.
     pub const UNIMPLEMENTED: &str = env!("RVISOR_TEST_PROG_UNIMPLEMENTED");
+
+    // The programs below print yes/no facts and exit with their number of failed checks;
+    // `PROG SECTION` runs one section (see each file's header). In the sandbox they are its
+    // first process, pid 1, so natively they run as the init of a pid namespace too
+    // (`run_native_as_init`, `assert_section_same_as_init`).
+
+    /// `c/cow_fork.c`: fork and private/shared memory (copy-on-write).
+    pub const COW_FORK: &str = env!("RVISOR_TEST_PROG_COW_FORK");
+    /// `c/exec_thread.c`: execve from a non-main thread of a multi-threaded process.
+    pub const EXEC_THREAD: &str = env!("RVISOR_TEST_PROG_EXEC_THREAD");
+    /// `c/vfork_exec.c`: vfork + exec/_exit, posix_spawn.
+    pub const VFORK_EXEC: &str = env!("RVISOR_TEST_PROG_VFORK_EXEC");
+    /// `c/reparent.c`: zombies, orphans reparented to init (pid 1) and reaped by it.
+    pub const REPARENT: &str = env!("RVISOR_TEST_PROG_REPARENT");
+    /// `c/runaway.c`: a tree of processes that never end; prints "ready", waits for stdin.
+    pub const RUNAWAY: &str = env!("RVISOR_TEST_PROG_RUNAWAY");
+    /// `c/threads_sync.c`: 8 threads on pthread mutexes, condition variables, barriers.
+    pub const THREADS_SYNC: &str = env!("RVISOR_TEST_PROG_THREADS_SYNC");
+    /// `c/futex.c`: raw futex(2): timeouts, EAGAIN, wake counts, shared futexes.
+    pub const FUTEX: &str = env!("RVISOR_TEST_PROG_FUTEX");
+    /// `c/sigframe.c`: handlers on an alternate stack; SIGSEGV/SIGBUS handlers that repair.
+    pub const SIGFRAME: &str = env!("RVISOR_TEST_PROG_SIGFRAME");
+    /// `c/sigchld.c`: SIGCHLD and waitid (CLD_* codes, WNOWAIT, WNOHANG, SA_NOCLDSTOP).
+    pub const SIGCHLD: &str = env!("RVISOR_TEST_PROG_SIGCHLD");
+    /// `c/sigwait.c`: SA_RESTART vs EINTR, sigsuspend, rt_sigtimedwait.
+    pub const SIGWAIT: &str = env!("RVISOR_TEST_PROG_SIGWAIT");
+    /// `c/pipes.c`: pipe2 flags, PIPE_BUF atomicity, EPIPE/SIGPIPE, pipe size, poll/select.
+    pub const PIPES: &str = env!("RVISOR_TEST_PROG_PIPES");
+    /// `c/sighandler.c` (signal frames: SA_SIGINFO, altstack, SA_NODEFER, SA_RESETHAND), if
+    /// that file is present: a test that needs it fails, saying so, when it is not.
+    pub const SIGHANDLER: Option<&str> = option_env!("RVISOR_TEST_PROG_SIGHANDLER");
+}
+
+/// Files the tests read (scripts run by the guest), under `tests/`.
+pub mod files {
+    /// `py/acceptance.py`: threads, subprocess, multiprocessing, signals and fork in Python.
+    pub const PY_ACCEPTANCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/py/acceptance.py");
 }
 
 /// The busybox the tests run (Debian package `busybox-static`).
@@ -131,7 +182,7 @@ impl Cmd {
     }
 }
 
-fn shell_quote(s: &OsStr) -> String {
+pub(crate) fn shell_quote(s: &OsStr) -> String {
     let s = s.to_string_lossy();
     if !s.is_empty()
         && s.chars()
@@ -209,7 +260,7 @@ impl Outcome {
     }
 }
 
-fn describe_status(o: &Outcome) -> String {
+pub(crate) fn describe_status(o: &Outcome) -> String {
     match (o.status.code(), o.status.signal()) {
         (Some(c), _) => format!("exit code {c}"),
         (None, Some(s)) => format!("signal {s} (shell status {})", 128 + s),
@@ -217,7 +268,7 @@ fn describe_status(o: &Outcome) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -323,6 +374,81 @@ pub fn assert_same_with(cmd: &Cmd, how: Compare) -> (Outcome, Outcome) {
         );
     }
     (native, sandboxed)
+}
+
+/// `cmd` as the init (pid 1) of a fresh pid namespace: `unshare --pid --fork CMD...`, with
+/// the same environment and stdin. The sandbox's first process is such an init (pid 1,
+/// orphans reparented to it, signals with the default action it sends itself discarded);
+/// this is the native run to compare it with.
+pub fn as_init(cmd: &Cmd) -> Cmd {
+    let mut init = cmd.clone();
+    init.program = "unshare".into();
+    init.args = ["--pid", "--fork"].iter().map(OsString::from).collect();
+    init.args.push(cmd.program.clone());
+    init.args.extend(cmd.args.iter().cloned());
+    init
+}
+
+/// Runs `cmd` natively as a pid-namespace init (see [`as_init`]).
+#[track_caller]
+pub fn run_native_as_init(cmd: &Cmd) -> Outcome {
+    run_native(&as_init(cmd))
+}
+
+/// Like [`assert_same`], with the native run as a pid-namespace init ([`as_init`]): the
+/// comparison for programs that are pid 1 in the sandbox.
+#[track_caller]
+pub fn assert_same_as_init(cmd: &Cmd) -> (Outcome, Outcome) {
+    let native = run_native_as_init(cmd);
+    let sandboxed = run_rvisor(&[], cmd);
+    if let Some(report) = compare(&native, &sandboxed, Compare::Bytes) {
+        panic!(
+            "rvisor and native (as pid 1 under `unshare --pid --fork`) differ for `{}`:\n{report}",
+            cmd.display()
+        );
+    }
+    (native, sandboxed)
+}
+
+/// Runs section `section` of the check program `prog` (one of the [`progs`] that print
+/// "== SECTION" and yes/no facts, and exit with their number of failed checks): natively as
+/// pid 1, where it must pass, then in rvisor, which must print and exit the same.
+#[track_caller]
+pub fn assert_section_same_as_init(prog: &str, section: &str) -> (Outcome, Outcome) {
+    let cmd = Cmd::new(prog).arg(section);
+    let native = run_native_as_init(&cmd);
+    if native.code() != Some(0) || !native.stdout_str().starts_with(&format!("== {section}\n")) {
+        panic!(
+            "the test program itself fails natively (as pid 1): {} should print \"== {section}\" and exit 0; \
+             got {}\n{}",
+            native.what,
+            describe_status(&native),
+            native.dump()
+        );
+    }
+    let sandboxed = run_rvisor(&[], &cmd);
+    if let Some(report) = compare(&native, &sandboxed, Compare::Bytes) {
+        panic!(
+            "rvisor and native (as pid 1 under `unshare --pid --fork`) differ for `{}`:\n{report}",
+            cmd.display()
+        );
+    }
+    (native, sandboxed)
+}
+
+/// The PATH the tests give programs that look up others by name (shells, python's
+/// subprocess): the system's folders only, so that both runs find the same programs
+/// whatever the caller's PATH holds (e.g. version-manager shims).
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Fails the test, saying how to fix it, unless `path` is an installed program
+/// (`package` is the Debian package that provides it; ./test.sh installs it).
+#[track_caller]
+pub fn require_program(path: &str, package: &str) {
+    assert!(
+        Path::new(path).is_file(),
+        "{path} is missing: install the Debian package {package} (./test.sh does)"
+    );
 }
 
 /// Describes how `sandboxed` differs from `native`, or `None` if they agree. rvisor reports
@@ -577,7 +703,7 @@ fn collect(mut pipe: impl Read + Send + 'static, done: mpsc::Sender<()>) -> Arc<
     buf
 }
 
-fn kill_group(pid: libc::pid_t) {
+pub(crate) fn kill_group(pid: libc::pid_t) {
     // SAFETY: plain kill(2) calls with a process group id and a pid we started and have not
     // yet reaped (the waiter thread still owns the Child), so the ids are not reused.
     unsafe {
