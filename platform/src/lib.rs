@@ -114,8 +114,9 @@ impl PlatformError {
 pub trait Platform: Send + Sync {
     /// A new, empty address space.
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError>;
-    /// A new context. A context is used by one host thread at a time (the thread that
-    /// created it, on the ptrace platform).
+    /// A new context. A context is used by one host thread at a time; on the ptrace
+    /// platform it should stay on one host thread (its FPU state lives in that thread's stub
+    /// thread) and be dropped there.
     fn new_context(&self) -> Result<Box<dyn Context>, PlatformError>;
     /// One past the highest guest address that may be mapped.
     fn max_user_address(&self) -> u64;
@@ -130,6 +131,12 @@ pub trait AddressSpace: Send + Sync {
     fn map(&self, addr: u64, len: u64, offset: u64, perms: Perms) -> Result<(), PlatformError>;
     /// Removes mappings in `[addr, addr+len)`.
     fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError>;
+    /// Frees what the calling host thread holds in this address space (the ptrace platform:
+    /// its stub thread), e.g. when its task moves to another address space. The thread may
+    /// use the address space again later. Host threads may call `map`, `unmap` and
+    /// `Context::switch` on any address space; what they hold is freed anyway when they
+    /// exit, when their last context using it is dropped, or with the address space.
+    fn release_current_thread(&self) {}
     /// For downcasting by the platform that created it.
     fn as_any(&self) -> &dyn Any;
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 use super::fp;
 use super::stub::{StubState, StubThread};
 use super::sys::{self, WaitStatus};
+use super::threads::{self, SpaceThreads};
 use super::{PtraceAddressSpace, INTERRUPT_SIGNAL};
 use crate::{
     AccessType, AddressSpace, Context, Event, FaultCode, FpState, InterruptState, Interrupter,
@@ -30,12 +31,18 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// A guest register set on the ptrace platform. The general registers live with the caller
 /// (`switch` takes them each time); the FPU state stays in the stub thread and is only read
 /// or written when asked for, or when the context moves to another stub thread.
+///
+/// Dropped on the host thread that ran it, a context retires that thread's stub threads in
+/// the address spaces it ran in, unless another context still uses them.
 #[derive(Debug)]
 pub struct PtraceContext {
     id: u64,
     interrupt: Arc<InterruptState>,
-    /// The address space the context last ran in (for identity only) and its stub thread.
-    last: Option<(Weak<dyn AddressSpace>, Arc<StubThread>)>,
+    /// The address space the context last ran in (its stub threads, for identity) and its
+    /// stub thread there.
+    last: Option<(Weak<SpaceThreads>, Arc<StubThread>)>,
+    /// Every address space the context ran in, with the stub thread it used there.
+    ran_in: Vec<(Weak<SpaceThreads>, Weak<StubThread>)>,
     /// FPU state to load at the next switch (from `set_fp_state`, or carried over from the
     /// previous stub thread).
     pending_fp: Option<FpState>,
@@ -53,44 +60,71 @@ impl PtraceContext {
             id: NEXT_ID.fetch_add(1, SeqCst),
             interrupt: Arc::new(InterruptState::default()),
             last: None,
+            ran_in: Vec::new(),
             pending_fp: None,
         }
     }
 
-    /// The stub thread of `as_` traced by the calling thread. Carries this context's FPU
-    /// state along when it differs from the one used last time.
-    fn stub_for(&mut self, as_: &Arc<dyn AddressSpace>) -> Result<Arc<StubThread>, PlatformError> {
-        let me = sys::current_tid();
+    /// The stub thread of `space` traced by the calling thread (made on first use).
+    /// Carries this context's FPU state along when it differs from the one used last time.
+    fn stub_for(&mut self, space: &PtraceAddressSpace) -> Result<Arc<StubThread>, PlatformError> {
+        let me = threads::current_token();
         if let Some((w, t)) = &self.last {
-            if std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(as_)) && t.tracer == me {
+            if w.as_ptr() == Arc::as_ptr(&space.threads) && t.tracer == me && !t.is_retired() {
                 return Ok(t.clone());
             }
         }
-        let space = as_
-            .as_any()
-            .downcast_ref::<PtraceAddressSpace>()
-            .ok_or(PlatformError::WrongAddressSpace)?;
-        let thread = space
-            .thread_for_current()
-            .ok_or(PlatformError::WrongAddressSpace)?;
+        let thread = space.current_thread()?;
         if let Some((_, old)) = self.last.take() {
-            if !Arc::ptr_eq(&old, &thread) && self.pending_fp.is_none() && old.tracer == me {
-                let mut st = old.lock();
-                if st.fp_owner == self.id && st.exited.is_none() {
-                    match fp::read(old.tid, st.fp_kind) {
-                        Ok(f) => {
-                            self.pending_fp = Some(f);
-                            st.fp_owner = FP_NOBODY;
-                        }
-                        Err(e) => {
-                            tracing::debug!(tid = old.tid, error = %e, "cannot carry the FPU state over")
-                        }
-                    }
+            old.users.fetch_sub(1, SeqCst);
+            if !Arc::ptr_eq(&old, &thread) && self.pending_fp.is_none() {
+                self.carry_fp_from(&old, me);
+            }
+        }
+        thread.users.fetch_add(1, SeqCst);
+        let threads = Arc::downgrade(&space.threads);
+        self.ran_in
+            .retain(|(w, t)| w.strong_count() > 0 && t.strong_count() > 0);
+        if !self
+            .ran_in
+            .iter()
+            .any(|(_, t)| t.as_ptr() == Arc::as_ptr(&thread))
+        {
+            self.ran_in.push((threads.clone(), Arc::downgrade(&thread)));
+        }
+        self.last = Some((threads, thread.clone()));
+        Ok(thread)
+    }
+
+    /// Takes this context's FPU state out of `old`, the stub thread it leaves, into
+    /// `pending_fp`: kept there when the thread was retired or the state evicted, else read
+    /// from the thread (only its tracer `me` can).
+    fn carry_fp_from(&mut self, old: &StubThread, me: u64) {
+        if old.tracer != me && !old.is_retired() {
+            // Its tracer may be running guest code in it right now (holding its state):
+            // the context moved to another host thread, which it should not.
+            tracing::debug!(
+                tid = old.tid,
+                "context moved host threads; its FPU state is not carried over"
+            );
+            return;
+        }
+        let mut st = old.lock();
+        if let Some(f) = st.take_evicted(self.id) {
+            self.pending_fp = Some(f);
+            return;
+        }
+        if st.fp_owner == self.id && st.exited.is_none() && old.tracer == me {
+            match fp::read(old.tid, st.fp_kind) {
+                Ok(f) => {
+                    self.pending_fp = Some(f);
+                    st.fp_owner = FP_NOBODY;
+                }
+                Err(e) => {
+                    tracing::debug!(tid = old.tid, error = %e, "cannot carry the FPU state over")
                 }
             }
         }
-        self.last = Some((Arc::downgrade(as_), thread.clone()));
-        Ok(thread)
     }
 
     /// Makes the stub thread hold this context's FPU state.
@@ -100,10 +134,9 @@ impl PtraceContext {
         }
         let fp = match self.pending_fp.take() {
             Some(f) => f,
-            None => match st.evicted_fp.take() {
-                Some((owner, f)) if owner == self.id => f,
-                other => {
-                    st.evicted_fp = other;
+            None => match st.take_evicted(self.id) {
+                Some(f) => f,
+                None => {
                     if st.fp_owner == FP_PRISTINE {
                         st.fp_owner = self.id;
                         return Ok(());
@@ -116,7 +149,10 @@ impl PtraceContext {
             // Another context's state is loaded (two contexts sharing one stub thread):
             // keep it for when that context comes back.
             match fp::read(tid, st.fp_kind) {
-                Ok(theirs) => st.evicted_fp = Some((st.fp_owner, theirs)),
+                Ok(theirs) => {
+                    let owner = st.fp_owner;
+                    st.keep_evicted(owner, theirs);
+                }
                 Err(e) => {
                     self.pending_fp = Some(fp);
                     return Err(st.ptrace_failed("ptrace(PTRACE_GETREGSET)", tid, e));
@@ -129,6 +165,32 @@ impl PtraceContext {
         }
         st.fp_owner = self.id;
         Ok(())
+    }
+}
+
+impl Drop for PtraceContext {
+    /// Forgets this context in its stub thread and, on the host thread that traces them,
+    /// retires the stub threads it ran in that no other context uses.
+    fn drop(&mut self) {
+        let me = threads::current_token();
+        if let Some((_, t)) = self.last.take() {
+            t.users.fetch_sub(1, SeqCst);
+            if t.tracer == me {
+                let mut st = t.lock();
+                let _ = st.take_evicted(self.id);
+                if st.fp_owner == self.id {
+                    st.fp_owner = FP_NOBODY;
+                }
+            }
+        }
+        for (w, t) in std::mem::take(&mut self.ran_in) {
+            let (Some(space), Some(t)) = (w.upgrade(), t.upgrade()) else {
+                continue;
+            };
+            if t.tracer == me {
+                space.retire_if_unused(&t);
+            }
+        }
     }
 }
 
@@ -259,7 +321,7 @@ fn run(
 
 impl Context for PtraceContext {
     /// Runs guest code with `regs` in the stub thread of `as_` traced by the calling thread
-    /// (else [`PlatformError::WrongAddressSpace`]). At [`Event::Syscall`], `regs.orig_rax`
+    /// (made on the first switch or map of this thread in `as_`). At [`Event::Syscall`], `regs.orig_rax`
     /// holds the syscall number and `regs.rax` is `-ENOSYS`; the sentry stores the result in
     /// `rax` and the next switch resumes at `regs.rip` (after the `syscall` instruction).
     fn switch(
@@ -267,14 +329,14 @@ impl Context for PtraceContext {
         as_: &Arc<dyn AddressSpace>,
         regs: &mut Regs,
     ) -> Result<Event, PlatformError> {
-        let thread = self.stub_for(as_)?;
         let space = as_
             .as_any()
             .downcast_ref::<PtraceAddressSpace>()
             .ok_or(PlatformError::WrongAddressSpace)?;
+        let thread = self.stub_for(space)?;
         let tid = thread.tid;
         let mut st = thread.lock();
-        st.check_alive(tid)?;
+        st.check_alive()?;
         self.load_fp(tid, &mut st)?;
         let want = stub_regs(regs);
         if !st.regs.is_some_and(|have| sys::regs_eq(&have, &want)) {
@@ -307,19 +369,17 @@ impl Context for PtraceContext {
             return Ok(fp.clone());
         }
         if let Some((_, t)) = &self.last {
-            if t.tracer != sys::current_tid() {
+            if t.tracer != threads::current_token() {
                 return Err(PlatformError::WrongAddressSpace);
             }
             let mut st = t.lock();
             if st.fp_owner == self.id {
-                st.check_alive(t.tid)?;
+                st.check_alive()?;
                 return fp::read(t.tid, st.fp_kind)
                     .map_err(|e| st.ptrace_failed("ptrace(PTRACE_GETREGSET)", t.tid, e));
             }
-            if let Some((owner, f)) = &st.evicted_fp {
-                if *owner == self.id {
-                    return Ok(f.clone());
-                }
+            if let Some((_, f)) = st.evicted_fp.iter().find(|(owner, _)| *owner == self.id) {
+                return Ok(f.clone());
             }
         }
         Ok(fp::default_state())

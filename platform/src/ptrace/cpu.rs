@@ -3,7 +3,8 @@
 //! Every guest syscall is two wake-ups (stub → tracer, tracer → stub). On the project's
 //! machines a wake-up across CPUs costs ~100 µs and one on the same CPU ~6 µs, so a tracer
 //! thread and its stub run pinned to one CPU. A forked stub inherits the affinity mask of
-//! the thread that forked it.
+//! the thread that forked it; a stub *thread* made for a host thread is pinned by that host
+//! thread (its tracer) to the CPU the host thread is pinned to.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -31,6 +32,12 @@ fn allowed_cpus() -> Result<Vec<usize>, PlatformError> {
 }
 
 fn set_affinity(cpu: usize) -> Result<(), PlatformError> {
+    set_thread_affinity(0, cpu)
+}
+
+/// Pins host thread `tid` (0: the calling thread) to `cpu`. A tracer may do this to its
+/// stub threads.
+pub fn set_thread_affinity(tid: i32, cpu: usize) -> Result<(), PlatformError> {
     let mut set = empty_set();
     if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
         return Err(PlatformError::Host {
@@ -40,9 +47,9 @@ fn set_affinity(cpu: usize) -> Result<(), PlatformError> {
     }
     // SAFETY: `cpu` is below CPU_SETSIZE (checked above); CPU_SET writes one bit of `set`.
     unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: sched_setaffinity reads size_of::<cpu_set_t>() bytes from a live set; pid 0 is
-    // the calling thread.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    // SAFETY: sched_setaffinity reads size_of::<cpu_set_t>() bytes from a live set; `tid` is
+    // a plain integer (0: the calling thread).
+    let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r != 0 {
         return Err(PlatformError::last_os("sched_setaffinity"));
     }

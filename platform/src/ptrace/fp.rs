@@ -74,7 +74,7 @@ pub fn write(pid: i32, kind: FpKind, bytes: &[u8]) -> Result<(), Errno> {
 
 /// The FPU state of a fresh Linux process (after `execve`): x87 control word 0x37f, MXCSR
 /// 0x1f80, all registers zero, every extended component in its initial state. It is the
-/// legacy area plus the XSAVE header; [`write`] pads it to the host's XSAVE size.
+/// legacy area plus the XSAVE header; [`write()`] pads it to the host's XSAVE size.
 pub fn default_state() -> FpState {
     let mut b = vec![0u8; XSAVE_HEADER_END];
     b[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW

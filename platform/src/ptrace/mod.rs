@@ -1,9 +1,24 @@
 //! The ptrace platform: guest code runs in stub processes traced by the sentry.
 //!
-//! - **One stub process per address space** ([`PtraceAddressSpace`]). It is forked by the
-//!   host thread that will trace it and reduced to a single page of code at [`STUB_ADDR`]
-//!   (see `stub.rs`); guest memory is the sentry's memory file, mapped into the stub by
-//!   injecting `mmap(.., MAP_SHARED | MAP_FIXED, STUB_MEMFD, offset)` calls.
+//! - **One stub process per address space** ([`PtraceAddressSpace`]), reduced to a single
+//!   page of code at [`STUB_ADDR`] (see `stub.rs`); guest memory is the sentry's memory file,
+//!   mapped into the stub by injecting `mmap(.., MAP_SHARED | MAP_FIXED, STUB_MEMFD, offset)`
+//!   calls.
+//! - **One stub thread per host thread using the address space.** ptrace relationships
+//!   belong to host *threads*, so a host thread can only run guest code (or inject a
+//!   mapping) in a stub thread it traces. Each address space has a **master thread**
+//!   (`master.rs`) that forks the stub process and traces its first thread, which never runs
+//!   guest code; on the first `switch`/`map`/`unmap` of a host thread in the address space,
+//!   the master injects a `clone` into that first thread and the host thread attaches to the
+//!   new stub thread (`PTRACE_SEIZE`, no `PTRACE_O_EXITKILL`) and pins it to its own CPU.
+//!   Stub threads share the stub's memory, so a mapping made through one is seen by all.
+//! - **Lifetimes.** The stub process lives as long as the [`PtraceAddressSpace`] (its drop,
+//!   on any thread, kills and reaps the stub and stops the master), and dies with the
+//!   sentry (`PR_SET_PDEATHSIG` and `PTRACE_O_EXITKILL` tie it to the master thread). A stub
+//!   thread is retired (`exit` injected, reaped) when its host thread exits (`threads.rs`),
+//!   when the last context using it is dropped on that host thread, or on
+//!   [`AddressSpace::release_current_thread`]; a context whose stub thread was retired gets
+//!   a new one at its next switch, with its FPU state.
 //! - **`PTRACE_SYSEMU`** resumes guest code: every guest `syscall` instruction stops in the
 //!   tracer *instead of* running on the host, and is reported as [`Event::Syscall`](crate::Event::Syscall).
 //! - Faults and other synchronous signals stop the stub as signal-delivery-stops; they are
@@ -18,24 +33,23 @@
 //!   i386 numbers): the sentry tells them apart by the bytes `cd 80` before `rip`.
 //! - [`Interrupter::interrupt`](crate::Interrupter::interrupt) sends [`INTERRUPT_SIGNAL`] to
 //!   the running stub thread, which stops it.
-//! - The stub runs under its own seccomp filter (`seccomp.rs`), and dies with the sentry
-//!   (`PR_SET_PDEATHSIG` and `PTRACE_O_EXITKILL`).
+//! - The stub runs under its own seccomp filter (`seccomp.rs`).
 //!
-//! ptrace relationships belong to host *threads*: only the thread that forked a stub may
-//! control it, so a context must run on the thread that created the address space it
-//! switches into, and that thread should stay alive as long as the address space.
-//! The sentry must not `waitpid(-1, ..)` for arbitrary children: it would steal stub stops.
+//! The sentry must not `waitpid(-1, ..)` for arbitrary children: it would steal stub stops
+//! (any thread of a process may wait for the tracees of its other threads).
 
 mod context;
 mod cpu;
 mod fp;
 mod mappings;
+mod master;
 mod seccomp;
 mod stub;
 mod sys;
+mod threads;
 
 use std::any::Any;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use context::PtraceContext;
@@ -44,7 +58,9 @@ pub use stub::{STUB_ADDR, STUB_MEMFD, STUB_SIZE};
 
 use crate::{AddressSpace, Context, FpState, Perms, Platform, PlatformError, Regs};
 use mappings::MappingSet;
+use master::Master;
 use stub::StubThread;
+use threads::SpaceThreads;
 
 /// The signal [`crate::Interrupter`] sends to a running stub thread.
 pub const INTERRUPT_SIGNAL: i32 = libc::SIGCHLD;
@@ -75,17 +91,21 @@ impl PtracePlatform {
 }
 
 impl Platform for PtracePlatform {
-    /// Forks a stub process traced by the calling thread. Also pins the calling thread to
-    /// the CPU it runs on (unless it already is pinned to one CPU) so that the tracer and the
-    /// stub, which inherits the mask, share a CPU.
+    /// Starts the address space's master thread, which forks the stub process. May be called
+    /// from any thread; that thread need not outlive the address space, nor ever use it.
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
-        if let Err(e) = cpu::pin_to_current_cpu_if_unpinned() {
-            tracing::warn!(error = %e, "cannot pin the tracer thread to a CPU; guest syscalls will be slow");
-        }
-        let main = Arc::new(stub::spawn(self.memfd.as_fd())?);
+        let memfd = self
+            .memfd
+            .try_clone()
+            .map_err(|source| PlatformError::Host {
+                call: "dup (memory file)",
+                source,
+            })?;
+        let master = Master::start(memfd)?;
         Ok(Arc::new(PtraceAddressSpace {
-            threads: Mutex::new(vec![main.clone()]),
-            main,
+            master,
+            threads: Arc::new(SpaceThreads::new()),
+            map_lock: Mutex::new(()),
             mappings: Mutex::new(MappingSet::default()),
         }))
     }
@@ -104,30 +124,21 @@ impl Platform for PtracePlatform {
     }
 }
 
-/// One guest address space: a stub process.
+/// One guest address space: a stub process, its master thread, and one stub thread per host
+/// thread that used it (see the module docs).
 ///
-/// Each host thread that runs guest code in the address space traces its own stub thread of
-/// the stub process, and `map`/`unmap`/`switch` act through the stub thread traced by the
-/// *calling* host thread. Today the stub has one thread, traced by the thread that called
-/// `new_address_space`; calls from any other host thread fail with
-/// [`PlatformError::WrongAddressSpace`].
-///
-/// Planned for multi-threaded guests (not implemented yet): a host thread H that has no stub
-/// thread here gets one through the tracer T of an existing stub thread (only T may inject
-/// into it, so T does this on request between two switches). T sets
-/// `PTRACE_O_TRACECLONE` and injects `clone(CLONE_VM | CLONE_FS | CLONE_FILES |
-/// CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, stack = 0)` at the injection site; the new
-/// thread starts traced by T and stopped. T detaches it leaving it stopped
-/// (`PTRACE_DETACH` with `SIGSTOP`), H `PTRACE_SEIZE`s it with `PTRACE_O_EXITKILL |
-/// PTRACE_O_TRACESYSGOOD` and waits for its stop, and the new stub thread joins `threads`
-/// keyed by H. The threads share one mm, so a mapping is injected once, by whichever
-/// thread calls `map`. `clone` then joins the stub's seccomp allow list.
+/// `map`/`unmap`/`switch` act through the stub thread traced by the *calling* host thread,
+/// made on its first call (which also pins the calling thread to its current CPU unless it
+/// is pinned already, and pins the stub thread to the same CPU).
 #[derive(Debug)]
 pub struct PtraceAddressSpace {
-    /// The stub's threads, each with its tracer.
-    threads: Mutex<Vec<Arc<StubThread>>>,
-    /// The first thread; its tid is the stub's pid.
-    main: Arc<StubThread>,
+    master: Master,
+    /// The stub threads by tracer. Host threads and contexts refer to it weakly (never to
+    /// the address space itself, whose `Arc` counts stay the sentry's own).
+    threads: Arc<SpaceThreads>,
+    /// Serialises `map`/`unmap` so that `mappings` follows the order in which they happened
+    /// in the stub.
+    map_lock: Mutex<()>,
     /// The mappings made in the stub, for fault classification.
     mappings: Mutex<MappingSet>,
 }
@@ -135,14 +146,48 @@ pub struct PtraceAddressSpace {
 impl PtraceAddressSpace {
     /// Host pid of the stub process.
     pub fn stub_pid(&self) -> i32 {
-        self.main.tgid
+        self.master.tgid
     }
 
-    /// The stub thread traced by the calling host thread.
-    fn thread_for_current(&self) -> Option<Arc<StubThread>> {
-        let me = sys::current_tid();
-        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        threads.iter().find(|t| t.tracer == me).cloned()
+    /// Host tid of the stub thread traced by the calling thread, if it has one.
+    pub fn current_stub_tid(&self) -> Option<i32> {
+        self.threads.current().map(|t| t.tid)
+    }
+
+    /// The stub thread traced by the calling host thread; made on first use.
+    fn current_thread(&self) -> Result<Arc<StubThread>, PlatformError> {
+        if let Some(t) = self.threads.current() {
+            return Ok(t);
+        }
+        let thread = Arc::new(self.new_thread()?);
+        self.threads.insert(thread.clone());
+        Ok(thread)
+    }
+
+    /// Makes a stub thread traced by the calling thread, both pinned to one CPU.
+    fn new_thread(&self) -> Result<StubThread, PlatformError> {
+        let cpu = match cpu::pin_to_current_cpu_if_unpinned() {
+            Ok(cpu) => Some(cpu),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pin the tracer thread to a CPU; guest syscalls will be slow");
+                None
+            }
+        };
+        let tid = self.master.new_thread(cpu)?;
+        let thread = stub::attach_new_thread(tid, self.master.tgid, self.master.fp_kind)?;
+        if let Some(cpu) = cpu {
+            if let Err(e) = cpu::set_thread_affinity(tid, cpu) {
+                tracing::warn!(tid, cpu, error = %e, "cannot pin a stub thread to its tracer's CPU");
+            }
+        }
+        tracing::debug!(
+            pid = self.master.tgid,
+            tid,
+            tracer = thread.tracer_tid,
+            ?cpu,
+            "stub thread attached"
+        );
+        Ok(thread)
     }
 
     fn mappings(&self) -> MutexGuard<'_, MappingSet> {
@@ -162,11 +207,8 @@ impl PtraceAddressSpace {
         }
     }
 
-    /// Injects syscall `nr` into the calling thread's stub thread; returns the result.
-    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
-        let thread = self
-            .thread_for_current()
-            .ok_or(PlatformError::WrongAddressSpace)?;
+    /// Injects syscall `nr` into `thread` (the calling thread's); returns the result.
+    fn inject(thread: &StubThread, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
         let mut st = thread.lock();
         stub::inject(thread.tid, &mut st, nr, args)
     }
@@ -186,6 +228,7 @@ impl AddressSpace for PtraceAddressSpace {
         if offset & (PAGE_SIZE - 1) != 0 {
             return Err(PlatformError::BadRange { addr, len });
         }
+        let thread = self.current_thread()?;
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         let args = [
             addr,
@@ -195,7 +238,8 @@ impl AddressSpace for PtraceAddressSpace {
             STUB_MEMFD as u64,
             offset,
         ];
-        let r = self.inject(libc::SYS_mmap, args);
+        let _serial = self.map_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let r = Self::inject(&thread, libc::SYS_mmap, args);
         let mut mappings = self.mappings();
         match r {
             Ok(r) if r as u64 == addr => {
@@ -209,7 +253,7 @@ impl AddressSpace for PtraceAddressSpace {
                     Err(injected_errno("mmap (in the stub)", r))
                 } else {
                     Err(PlatformError::UnexpectedStop {
-                        tid: self.main.tid,
+                        tid: thread.tid,
                         what: format!("injected mmap at {addr:#x} returned {r:#x}"),
                     })
                 }
@@ -223,12 +267,22 @@ impl AddressSpace for PtraceAddressSpace {
 
     fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError> {
         let end = Self::check_range(addr, len)?;
-        let r = self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?;
+        let thread = self.current_thread()?;
+        let _serial = self.map_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let r = Self::inject(&thread, libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?;
         if r != 0 {
             return Err(injected_errno("munmap (in the stub)", r));
         }
         self.mappings().remove(addr, end);
         Ok(())
+    }
+
+    /// Retires the calling thread's stub thread, if it has one. A context that used it
+    /// gets a new one (with its FPU state) at its next switch.
+    fn release_current_thread(&self) {
+        if let Some(t) = self.threads.current() {
+            self.threads.retire(&t);
+        }
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -237,22 +291,32 @@ impl AddressSpace for PtraceAddressSpace {
 }
 
 impl Drop for PtraceAddressSpace {
-    /// Kills and reaps the stub process (from any thread of the sentry). Never panics.
+    /// Kills and reaps the stub process and stops the master thread (from any thread of the
+    /// sentry). Never panics.
+    ///
+    /// Nothing else uses the address space meanwhile (every use holds an `Arc`), so every
+    /// stub thread not known to be gone is stopped for its tracer, or detached and running
+    /// if its tracer exited without retiring it.
     fn drop(&mut self) {
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        {
-            let st = self.main.lock();
-            if st.exited.is_none() {
-                stub::kill_and_reap(self.main.tgid);
-                tracing::debug!(pid = self.main.tgid, "ptrace stub killed");
-            }
+        let threads = self.threads.close();
+        // Kill through the stub threads known to be unreaped (so their tids cannot have been
+        // recycled); SIGKILL to one thread kills the whole stub process. With none, the
+        // master kills through the first thread.
+        for t in threads.iter().filter(|t| t.lock().exited.is_none()) {
+            // SAFETY: tgkill takes integers; the thread is unreaped and must belong to the
+            // stub's thread group for the signal to be sent at all.
+            unsafe { libc::syscall(libc::SYS_tgkill, t.tgid, t.tid, libc::SIGKILL) };
         }
-        for t in threads.iter() {
-            let mut st = t.lock();
-            st.exited
-                .get_or_insert_with(|| "address space dropped".to_string());
-            st.regs = None;
+        // The first thread cannot be reaped before the others.
+        for t in &threads {
+            stub::reap_killed(t);
         }
+        self.master.shutdown();
+        tracing::debug!(
+            pid = self.master.tgid,
+            threads = threads.len(),
+            "ptrace address space dropped"
+        );
     }
 }
 
@@ -299,13 +363,15 @@ mod tests {
     }
 
     #[test]
-    fn stub_has_no_rseq_area_registered() {
+    fn stub_threads_have_no_rseq_area_registered() {
         let (_memfd, p) = platform();
         let space = p.new_address_space().expect("address space");
-        let conf = sys::get_rseq_configuration(space_of(&space).stub_pid());
-        // Kernels before 5.13 cannot tell (EIO); otherwise nothing may be registered.
-        if let Ok(conf) = conf {
-            assert_eq!(conf.rseq_abi_pointer, 0);
+        let thread = space_of(&space).current_thread().expect("stub thread");
+        // Only the tracer may ask; kernels before 5.13 cannot tell (EIO). The first thread
+        // had its area unregistered at start-up; a thread cloned from it has none.
+        match sys::get_rseq_configuration(thread.tid) {
+            Ok(conf) => assert_eq!(conf.rseq_abi_pointer, 0),
+            Err(e) => assert_eq!(e, nix::errno::Errno::EIO),
         }
     }
 
@@ -313,7 +379,37 @@ mod tests {
     fn injecting_a_syscall_outside_the_allow_list_kills_the_stub_with_sigsys() {
         let (_memfd, p) = platform();
         let space = p.new_address_space().expect("address space");
-        let r = space_of(&space).inject(libc::SYS_getpid, [0; 6]);
+        let thread = space_of(&space).current_thread().expect("stub thread");
+        let r = PtraceAddressSpace::inject(&thread, libc::SYS_getpid, [0; 6]);
+        match r {
+            Err(PlatformError::StubDied { reason, pid }) => {
+                assert_eq!(pid, space_of(&space).stub_pid());
+                assert!(
+                    reason.contains(&format!("signal {}", libc::SIGSYS)),
+                    "{reason}"
+                )
+            }
+            r => panic!("expected StubDied, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn injecting_a_clone_with_other_flags_kills_the_stub_with_sigsys() {
+        let (_memfd, p) = platform();
+        let space = p.new_address_space().expect("address space");
+        let thread = space_of(&space).current_thread().expect("stub thread");
+        let flags = seccomp::STUB_CLONE_FLAGS | libc::CLONE_PTRACE as u64;
+        let r = {
+            let mut st = thread.lock();
+            stub::inject_at(
+                thread.tid,
+                &mut st,
+                stub::CLONE_ADDR,
+                stub::CLONE_TRAP_RIP,
+                libc::SYS_clone,
+                [flags, 0, 0, 0, 0, 0],
+            )
+        };
         match r {
             Err(PlatformError::StubDied { reason, .. }) => {
                 assert!(
@@ -323,5 +419,19 @@ mod tests {
             }
             r => panic!("expected StubDied, got {r:?}"),
         }
+    }
+
+    #[test]
+    fn stub_threads_are_tracked_per_host_thread_and_forgotten_when_retired() {
+        let (_memfd, p) = platform();
+        let space = p.new_address_space().expect("address space");
+        let before = threads::traced_count();
+        space.map(0x400000, 0x1000, 0, Perms::R).expect("map");
+        assert_eq!(threads::traced_count(), before + 1);
+        let tid = space_of(&space).current_stub_tid().expect("stub thread");
+        assert_ne!(tid, space_of(&space).stub_pid());
+        space.release_current_thread();
+        assert_eq!(threads::traced_count(), before);
+        assert_eq!(space_of(&space).current_stub_tid(), None);
     }
 }

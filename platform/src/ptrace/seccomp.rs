@@ -35,22 +35,39 @@ const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 const OFF_IP_LO: u32 = 8;
 const OFF_IP_HI: u32 = 12;
+const OFF_ARG0_LO: u32 = 16;
+const OFF_ARG0_HI: u32 = 20;
+const OFF_ARG1_LO: u32 = 24;
+const OFF_ARG1_HI: u32 = 28;
 
-/// Syscalls the stub page may make:
+/// Syscalls the stub page may make with any arguments:
 /// - `munmap`: the blob's start-up (dropping the copy of the sentry), and injected unmaps;
 /// - `mmap`, `mprotect`: injected mappings of the memory file;
 /// - `rseq`: the injected unregistration of the restartable-sequences area inherited from
 ///   the sentry's thread (that area disappears with the rest of the sentry's memory);
+/// - `pause`: where a freshly cloned stub thread waits for its tracer;
+/// - `exit`: retiring one stub thread (injected by its tracer);
 /// - `exit_group`: the blob's failure path.
 ///
-/// `clone` will join the list with multi-threaded address spaces (see `PtraceAddressSpace`).
+/// `clone` is allowed too, but only as [`STUB_CLONE_FLAGS`] with a stack of 0 (see
+/// [`stub_filter`]).
 pub const STUB_SYSCALLS: &[i64] = &[
     libc::SYS_mmap,
     libc::SYS_munmap,
     libc::SYS_mprotect,
     libc::SYS_rseq,
+    libc::SYS_pause,
+    libc::SYS_exit,
     libc::SYS_exit_group,
 ];
+
+/// The only `clone` the stub may make: a new thread of the stub process (see `master.rs`).
+pub const STUB_CLONE_FLAGS: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM) as u64;
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
     libc::sock_filter {
@@ -68,9 +85,12 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 /// Builds the filter. Allocates: call it before `fork`.
 pub fn stub_filter() -> Vec<libc::sock_filter> {
     const _: () = assert!(STUB_SIZE == 0x1000 && STUB_ADDR & 0xfff == 0);
-    // Layout: 13 header instructions, one JEQ per allowed syscall, then KILL, TRAP, ALLOW.
+    // Layout: 13 header instructions, one JEQ per allowed syscall, the `clone` check, then
+    // KILL, TRAP, ALLOW.
     const HEADER: usize = 13;
-    let kill = HEADER + STUB_SYSCALLS.len();
+    const CLONE_CHECK: usize = 9;
+    let clone_at = HEADER + STUB_SYSCALLS.len();
+    let kill = clone_at + CLONE_CHECK;
     let trap = kill + 1;
     let allow = kill + 2;
     // A conditional jump at index `from` to index `target` encodes `target - (from + 1)`.
@@ -112,6 +132,31 @@ pub fn stub_filter() -> Vec<libc::sock_filter> {
     for (i, nr) in STUB_SYSCALLS.iter().enumerate() {
         let at = HEADER + i;
         f.push(jump(BPF_JEQ_K, *nr as u32, to(at, allow), 0));
+    }
+    // `clone` only with exactly STUB_CLONE_FLAGS (all 64 bits) and a stack of 0; anything
+    // else is killed.
+    debug_assert_eq!(f.len(), clone_at);
+    f.push(jump(
+        BPF_JEQ_K,
+        libc::SYS_clone as u32,
+        0,
+        to(clone_at, kill),
+    ));
+    let checks = [
+        (OFF_ARG0_LO, STUB_CLONE_FLAGS as u32),
+        (OFF_ARG0_HI, (STUB_CLONE_FLAGS >> 32) as u32),
+        (OFF_ARG1_LO, 0),
+        (OFF_ARG1_HI, 0),
+    ];
+    for (i, (offset, value)) in checks.into_iter().enumerate() {
+        f.push(stmt(BPF_LD_W_ABS, offset));
+        let at = f.len();
+        let pass = if i + 1 == checks.len() {
+            to(at, allow)
+        } else {
+            0
+        };
+        f.push(jump(BPF_JEQ_K, value, pass, to(at, kill)));
     }
     debug_assert_eq!(f.len(), kill);
     f.push(stmt(BPF_RET_K, libc::SECCOMP_RET_KILL_PROCESS));
@@ -248,8 +293,66 @@ mod tests {
 
     #[test]
     fn filter_kills_other_syscalls_from_the_stub_page() {
-        // exit(2) is not in the list (only exit_group is).
-        let status = run_in_stub_page(stub_page_code(libc::SYS_exit as u32));
+        // getpid(2) is not in the list.
+        let status = run_in_stub_page(stub_page_code(libc::SYS_getpid as u32));
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
+    }
+
+    /// Code placed in the stub page: `mov edi, FLAGS; mov esi, STACK; mov eax, SYS_clone;
+    /// syscall; ud2` (a successful clone leaves two threads that both hit `ud2`).
+    fn clone_code(flags: u32, stack: u32) -> Vec<u8> {
+        let mut c = vec![0xbf];
+        c.extend_from_slice(&flags.to_le_bytes());
+        c.push(0xbe);
+        c.extend_from_slice(&stack.to_le_bytes());
+        c.push(0xb8);
+        c.extend_from_slice(&(libc::SYS_clone as u32).to_le_bytes());
+        c.extend_from_slice(&[0x0f, 0x05, 0x0f, 0x0b]);
+        c
+    }
+
+    #[test]
+    fn filter_allows_the_stub_thread_clone_from_the_stub_page() {
+        let status = run_in_stub_page(clone_code(STUB_CLONE_FLAGS as u32, 0));
+        // The clone ran: its threads died on `ud2`, not on the filter.
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGILL);
+    }
+
+    #[test]
+    fn filter_kills_clone_with_other_flags_or_a_stack() {
+        let other_flags = [
+            STUB_CLONE_FLAGS as u32 | libc::CLONE_PTRACE as u32,
+            STUB_CLONE_FLAGS as u32 & !(libc::CLONE_THREAD as u32),
+            libc::SIGCHLD as u32,
+            libc::CLONE_VM as u32 | libc::CLONE_VFORK as u32,
+        ];
+        for flags in other_flags {
+            let status = run_in_stub_page(clone_code(flags, 0));
+            assert!(
+                libc::WIFSIGNALED(status),
+                "flags {flags:#x}: status {status:#x}"
+            );
+            assert_eq!(libc::WTERMSIG(status), libc::SIGSYS, "flags {flags:#x}");
+        }
+        let status = run_in_stub_page(clone_code(STUB_CLONE_FLAGS as u32, 0x1000));
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
+    }
+
+    #[test]
+    fn filter_kills_the_stub_thread_clone_outside_the_stub_page() {
+        fn body() -> ! {
+            // SAFETY: the filter kills the process before the clone happens; were it to
+            // happen, both threads would only call exit_group.
+            unsafe {
+                libc::syscall(libc::SYS_clone, STUB_CLONE_FLAGS, 0usize);
+                libc::syscall(libc::SYS_exit_group, 0);
+            }
+            unreachable!()
+        }
+        let status = run_confined(body);
         assert!(libc::WIFSIGNALED(status), "status {status:#x}");
         assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
     }

@@ -7,8 +7,15 @@
 //! vvar page) and stops with `int3`. From then on the process contains only the one stub
 //! page plus whatever the tracer maps into it by injecting `mmap` calls at the blob's
 //! injection site (`syscall; int3`).
+//!
+//! The stub's first thread is traced by its address space's master thread (`master.rs`)
+//! and never runs guest code: it only makes new stub threads, by `clone` injected at the
+//! blob's clone site, for host threads that want to run in the address space (see
+//! [`attach_new_thread`]). Each such stub thread is traced by its host thread and retired
+//! by it with an injected `exit` ([`retire`]).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use nix::errno::Errno;
@@ -16,6 +23,7 @@ use nix::errno::Errno;
 use super::fp::{self, FpKind};
 use super::seccomp;
 use super::sys::{self, WaitStatus};
+use super::threads;
 use super::INTERRUPT_SIGNAL;
 use crate::{FpState, PlatformError, Regs};
 
@@ -40,6 +48,13 @@ const START_TRAP_RIP: u64 = STUB_ADDR + 1;
 /// Offset just past the `int3` that ends the blob's start-up.
 const READY_OFFSET: u64 = 0x3a;
 const READY_TRAP_RIP: u64 = STUB_ADDR + READY_OFFSET;
+/// Offset of the clone site (`syscall; test rax, rax; jz child; int3; child: pause loop`).
+const CLONE_OFFSET: u64 = 0xa0;
+/// Where the injected `clone` executes.
+pub const CLONE_ADDR: u64 = STUB_ADDR + CLONE_OFFSET;
+/// `rip` at the parent's stop after the injected `clone` (just past its `int3`); also where
+/// the child's `pause` loop starts.
+pub const CLONE_TRAP_RIP: u64 = CLONE_ADDR + 8;
 
 /// Exit statuses of the stub child when a set-up step fails (reported in `StubDied`).
 const EXIT_PDEATHSIG: i32 = 10;
@@ -92,7 +107,19 @@ fn describe_exit(status: WaitStatus) -> String {
 ///       ud2
 /// 0x80: syscall                       ; injection site
 ///       int3
+/// 0xa0: syscall                       ; clone site (the injected clone)
+///       test rax, rax
+///       jz child                      ; the new thread continues at `child` ...
+///       int3                          ; ... the first thread stops here with its tid
+/// child:
+/// 0xa8: mov eax, SYS_pause            ; and waits (all signals blocked) for its tracer
+///       syscall
+///       jmp child
 /// ```
+///
+/// The new thread has no stack of its own (clone with stack 0 keeps the parent's, which
+/// points at unmapped memory): none of this code uses one, and with every signal blocked no
+/// signal frame is ever pushed before its tracer takes over.
 pub fn stub_blob() -> Vec<u8> {
     fn mov_eax(c: &mut Vec<u8>, imm: u32) {
         c.push(0xb8);
@@ -139,6 +166,15 @@ pub fn stub_blob() -> Vec<u8> {
     c.resize(INJECT_OFFSET as usize, INT3);
     c.extend_from_slice(&SYSCALL);
     c.push(INT3);
+    c.resize(CLONE_OFFSET as usize, INT3);
+    c.extend_from_slice(&SYSCALL);
+    c.extend_from_slice(&TEST_RAX_RAX);
+    c.extend_from_slice(&[0x74, 0x01]); // jz child
+    c.push(INT3);
+    debug_assert_eq!(c.len() as u64, CLONE_TRAP_RIP - STUB_ADDR);
+    mov_eax(&mut c, libc::SYS_pause as u32);
+    c.extend_from_slice(&SYSCALL);
+    c.extend_from_slice(&[0xeb, 0xf7]); // jmp child
     c
 }
 
@@ -285,7 +321,8 @@ pub fn kill_and_reap(pid: i32) {
     }
 }
 
-/// Forks a new stub process traced by the calling thread and waits until it is ready.
+/// Forks a new stub process traced by the calling thread (the address space's master
+/// thread) and waits until it is ready.
 pub fn spawn(memfd: BorrowedFd<'_>) -> Result<StubThread, PlatformError> {
     reserve_stub_page()?;
     let filter = seccomp::stub_filter();
@@ -315,13 +352,7 @@ pub fn spawn(memfd: BorrowedFd<'_>) -> Result<StubThread, PlatformError> {
     }
     let mut guard = ChildGuard(Some(pid));
     let tracer = sys::current_tid();
-    let mut st = StubState {
-        regs: None,
-        exited: None,
-        fp_owner: 0, /* pristine */
-        fp_kind: FpKind::Fxsave,
-        evicted_fp: None,
-    };
+    let mut st = StubState::new(pid, FpKind::Fxsave);
     let ready = (|| {
         // The child stops at the blob's first int3, before it unmaps anything.
         wait_trap(pid, &mut st, START_TRAP_RIP)?;
@@ -348,12 +379,7 @@ pub fn spawn(memfd: BorrowedFd<'_>) -> Result<StubThread, PlatformError> {
     }
     guard.0 = None;
     tracing::debug!(pid, tracer, "ptrace stub ready");
-    Ok(StubThread {
-        tid: pid,
-        tgid: pid,
-        tracer,
-        state: Mutex::new(st),
-    })
+    Ok(StubThread::new(pid, pid, st))
 }
 
 /// Unregisters the restartable-sequences area glibc registered for the sentry thread the
@@ -404,46 +430,84 @@ fn unregister_rseq(pid: i32, st: &mut StubState) -> Result<(), PlatformError> {
 pub struct StubThread {
     pub tid: i32,
     pub tgid: i32,
-    /// Host tid of the tracer; only that thread may use the stub thread.
-    pub tracer: i32,
+    /// [`threads::current_token`] of the tracer; only that host thread may use the stub
+    /// thread.
+    pub tracer: u64,
+    /// Host tid of the tracer (for logs).
+    pub tracer_tid: i32,
+    /// How many contexts have this as their current stub thread (`PtraceContext::last`).
+    pub users: AtomicUsize,
+    /// Set once the thread was retired on purpose ([`retire`]); a context that finds its
+    /// stub thread retired moves on to a new one instead of failing.
+    retired: AtomicBool,
     state: Mutex<StubState>,
 }
 
 /// Tracer-side knowledge about a stub thread. Only the tracer thread (and the address
-/// space's drop) lock it, so it is uncontended.
+/// space's drop, which has the address space to itself) lock it, so it is uncontended.
 #[derive(Debug)]
 pub struct StubState {
+    /// The stub process, for errors.
+    pub tgid: i32,
     /// The stub thread's registers as last read or written, `None` while unknown.
     pub regs: Option<Regs>,
-    /// Set once the stub is dead and reaped (or must not be touched again).
+    /// Set once the thread is dead and reaped (or must not be touched again).
     pub exited: Option<String>,
     /// Id of the context whose FPU state is loaded in the stub thread (0: the initial state).
     pub fp_owner: u64,
     /// How the FPU state is transferred.
     pub fp_kind: FpKind,
-    /// The FPU state of a context that had to make room for another one on this thread.
-    pub evicted_fp: Option<(u64, FpState)>,
+    /// The FPU states of contexts that had to make room for another one on this thread (or
+    /// whose thread was retired under them), by context id.
+    pub evicted_fp: Vec<(u64, FpState)>,
 }
 
 impl StubThread {
+    fn new(tid: i32, tgid: i32, state: StubState) -> StubThread {
+        StubThread {
+            tid,
+            tgid,
+            tracer: threads::current_token(),
+            tracer_tid: sys::current_tid(),
+            users: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
+            state: Mutex::new(state),
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, StubState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
     }
 }
 
 impl StubState {
-    /// Fails with `StubDied` once the stub is gone.
-    pub fn check_alive(&self, pid: i32) -> Result<(), PlatformError> {
+    pub fn new(tgid: i32, fp_kind: FpKind) -> StubState {
+        StubState {
+            tgid,
+            regs: None,
+            exited: None,
+            fp_owner: 0, /* pristine */
+            fp_kind,
+            evicted_fp: Vec::new(),
+        }
+    }
+
+    /// Fails with `StubDied` once the thread is gone.
+    pub fn check_alive(&self) -> Result<(), PlatformError> {
         match &self.exited {
             Some(reason) => Err(PlatformError::StubDied {
-                pid,
+                pid: self.tgid,
                 reason: reason.clone(),
             }),
             None => Ok(()),
         }
     }
 
-    /// Records a failed tracer call: if the stub is gone (`ESRCH`), reaps it if it can.
+    /// Records a failed tracer call: if the thread is gone (`ESRCH`), reaps it if it can.
     pub fn ptrace_failed(&mut self, call: &'static str, tid: i32, e: Errno) -> PlatformError {
         self.regs = None;
         if e == Errno::ESRCH {
@@ -453,16 +517,38 @@ impl StubState {
                 }
             }
         }
-        sys::ptrace_error(call, tid, e)
+        if e == Errno::ECHILD {
+            // Not (or no longer) ours to wait for: reaped already.
+            return self.died_unseen(tid, format!("{call}: no such child"));
+        }
+        sys::ptrace_error(call, self.tgid, e)
     }
 
-    /// Records the exit `status` reaped by a `waitpid`.
+    /// Records the exit `status` of thread `tid` reaped by a `waitpid`.
     pub fn died(&mut self, tid: i32, status: WaitStatus) -> PlatformError {
-        let reason = describe_exit(status);
-        tracing::debug!(tid, %reason, "ptrace stub died");
+        self.died_unseen(tid, describe_exit(status))
+    }
+
+    fn died_unseen(&mut self, tid: i32, reason: String) -> PlatformError {
+        tracing::debug!(tid, pid = self.tgid, %reason, "ptrace stub thread died");
         self.exited = Some(reason.clone());
         self.regs = None;
-        PlatformError::StubDied { pid: tid, reason }
+        PlatformError::StubDied {
+            pid: self.tgid,
+            reason,
+        }
+    }
+
+    /// Takes the FPU state kept for context `id`, if any.
+    pub fn take_evicted(&mut self, id: u64) -> Option<FpState> {
+        let at = self.evicted_fp.iter().position(|(owner, _)| *owner == id)?;
+        Some(self.evicted_fp.swap_remove(at).1)
+    }
+
+    /// Keeps `fp` for context `id` (replacing an older copy).
+    pub fn keep_evicted(&mut self, id: u64, fp: FpState) {
+        self.evicted_fp.retain(|(owner, _)| *owner != id);
+        self.evicted_fp.push((id, fp));
     }
 }
 
@@ -521,15 +607,45 @@ fn wait_trap(tid: i32, st: &mut StubState, expect_rip: u64) -> Result<Regs, Plat
 /// site and returns the raw result (`-errno` on failure). The thread's registers are saved
 /// and restored, so guest state is unaffected. Must be called on the tracer thread.
 pub fn inject(tid: i32, st: &mut StubState, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
-    st.check_alive(tid)?;
+    inject_at(tid, st, INJECT_ADDR, INJECT_TRAP_RIP, nr, args)
+}
+
+/// [`inject`] at `site`, a `syscall` instruction followed by code that stops with an `int3`
+/// whose trap `rip` is `trap_rip`.
+pub fn inject_at(
+    tid: i32,
+    st: &mut StubState,
+    site: u64,
+    trap_rip: u64,
+    nr: i64,
+    args: [u64; 6],
+) -> Result<i64, PlatformError> {
+    st.check_alive()?;
     let saved = match st.regs {
         Some(r) => r,
         None => {
             sys::get_regs(tid).map_err(|e| st.ptrace_failed("ptrace(PTRACE_GETREGS)", tid, e))?
         }
     };
-    let mut r = saved;
-    r.rip = INJECT_ADDR;
+    let r = syscall_regs(&saved, site, nr, args);
+    sys::set_regs(tid, &r).map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETREGS)", tid, e))?;
+    st.regs = None;
+    sys::resume(sys::PTRACE_CONT, tid)
+        .map_err(|e| st.ptrace_failed("ptrace(PTRACE_CONT)", tid, e))?;
+    let after = wait_trap(tid, st, trap_rip);
+    // Restore the guest's registers whatever happened, so a failed call leaves the stub
+    // consistent if it is still alive.
+    let restored = sys::set_regs(tid, &saved);
+    let after = after?;
+    restored.map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETREGS)", tid, e))?;
+    st.regs = Some(saved);
+    Ok(after.rax as i64)
+}
+
+/// `base` changed to make syscall `nr(args)` at `site`.
+fn syscall_regs(base: &Regs, site: u64, nr: i64, args: [u64; 6]) -> Regs {
+    let mut r = *base;
+    r.rip = site;
     r.rax = nr as u64;
     r.rdi = args[0];
     r.rsi = args[1];
@@ -540,18 +656,169 @@ pub fn inject(tid: i32, st: &mut StubState, nr: i64, args: [u64; 6]) -> Result<i
     // No syscall restart on this stop, and no single-stepping (TF) through the stub.
     r.orig_rax = u64::MAX;
     r.eflags = 0x202;
-    sys::set_regs(tid, &r).map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETREGS)", tid, e))?;
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// Stub threads for host threads.
+
+/// Makes a new stub thread in the stub process whose first thread `leader` is traced by the
+/// calling thread (the master): injects `clone(STUB_CLONE_FLAGS, stack 0)` at the clone
+/// site. The new thread is not traced by anybody: it waits in the blob's `pause` loop, with
+/// every signal blocked (inherited from the first thread), until a host thread attaches to
+/// it with [`attach_new_thread`]. Returns its tid.
+pub fn clone_thread(leader: &StubThread) -> Result<i32, PlatformError> {
+    let mut st = leader.lock();
+    let r = inject_at(
+        leader.tid,
+        &mut st,
+        CLONE_ADDR,
+        CLONE_TRAP_RIP,
+        libc::SYS_clone,
+        [seccomp::STUB_CLONE_FLAGS, 0, 0, 0, 0, 0],
+    )?;
+    if r <= 0 {
+        return Err(PlatformError::Host {
+            call: "clone (in the stub)",
+            source: std::io::Error::from_raw_os_error(if r < 0 { -r as i32 } else { libc::EIO }),
+        });
+    }
+    Ok(r as i32)
+}
+
+/// Makes the calling thread the tracer of the fresh stub thread `tid` of process `tgid`
+/// (see [`clone_thread`]): `PTRACE_SEIZE` (no `PTRACE_O_EXITKILL`: the stub process must
+/// survive the exit of one of its tracers), `PTRACE_INTERRUPT` and wait for the stop, then
+/// unblock every signal, so that faults, interrupts and stray signals stop it as usual.
+///
+/// On failure after the seize the thread is retired again (best effort).
+pub fn attach_new_thread(
+    tid: i32,
+    tgid: i32,
+    fp_kind: FpKind,
+) -> Result<StubThread, PlatformError> {
+    let mut st = StubState::new(tgid, fp_kind);
+    sys::seize(tid, sys::PTRACE_O_TRACESYSGOOD)
+        .map_err(|e| st.ptrace_failed("ptrace(PTRACE_SEIZE)", tid, e))?;
+    let thread = StubThread::new(tid, tgid, st);
+    let ready = (|| {
+        let mut st = thread.lock();
+        sys::interrupt(tid).map_err(|e| st.ptrace_failed("ptrace(PTRACE_INTERRUPT)", tid, e))?;
+        loop {
+            let status = match sys::wait(tid, 0) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => return Err(st.ptrace_failed("waitpid (new stub thread)", tid, e)),
+            };
+            match status {
+                WaitStatus::Stopped {
+                    event: sys::PTRACE_EVENT_STOP,
+                    ..
+                } => break,
+                // Nothing else is expected (every signal is blocked); pass over it.
+                WaitStatus::Stopped { sig, event } => {
+                    tracing::debug!(tid, sig, event, "unexpected stop of a new stub thread");
+                    sys::resume(sys::PTRACE_CONT, tid)
+                        .map_err(|e| st.ptrace_failed("ptrace(PTRACE_CONT)", tid, e))?;
+                }
+                _ => return Err(st.died(tid, status)),
+            }
+        }
+        sys::set_sigmask(tid, 0)
+            .map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETSIGMASK)", tid, e))?;
+        Ok::<(), PlatformError>(())
+    })();
+    if let Err(e) = ready {
+        retire(&thread);
+        return Err(e);
+    }
+    Ok(thread)
+}
+
+/// Retires the stub thread `t`: stashes the FPU state of the context loaded in it (which
+/// finds it there when it comes back), makes it call `exit(0)` and reaps it. Never fails:
+/// a thread that is gone already is fine. Must be called on its tracer thread.
+pub fn retire(t: &StubThread) {
+    t.retired.store(true, Ordering::SeqCst);
+    let mut st = t.lock();
+    if st.exited.is_some() {
+        return;
+    }
+    let tid = t.tid;
+    let owner = st.fp_owner;
+    if owner != 0 && owner != u64::MAX {
+        match fp::read(tid, st.fp_kind) {
+            Ok(f) => {
+                st.keep_evicted(owner, f);
+                st.fp_owner = u64::MAX;
+            }
+            Err(e) => {
+                tracing::debug!(tid, error = %e, "cannot save the FPU state of a retired stub thread")
+            }
+        }
+    }
+    let base = match st.regs {
+        Some(r) => Ok(r),
+        None => sys::get_regs(tid),
+    };
+    let exited = base
+        .and_then(|base| {
+            sys::set_regs(
+                tid,
+                &syscall_regs(&base, INJECT_ADDR, libc::SYS_exit, [0; 6]),
+            )
+        })
+        .and_then(|()| sys::resume(sys::PTRACE_CONT, tid));
     st.regs = None;
-    sys::resume(sys::PTRACE_CONT, tid)
-        .map_err(|e| st.ptrace_failed("ptrace(PTRACE_CONT)", tid, e))?;
-    let after = wait_trap(tid, st, INJECT_TRAP_RIP);
-    // Restore the guest's registers whatever happened, so a failed call leaves the stub
-    // consistent if it is still alive.
-    let restored = sys::set_regs(tid, &saved);
-    let after = after?;
-    restored.map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETREGS)", tid, e))?;
-    st.regs = Some(saved);
-    Ok(after.rax as i64)
+    if let Err(e) = exited {
+        // Gone already, or (not expected) not stopped for us: reap if there is anything.
+        let _ = st.ptrace_failed("ptrace (retire)", tid, e);
+        if st.exited.is_none() {
+            tracing::warn!(tid, pid = t.tgid, error = %e, "cannot retire a stub thread");
+            st.exited = Some(format!("retired (exit injection failed: {e})"));
+        }
+        return;
+    }
+    loop {
+        match sys::wait(tid, 0) {
+            Ok(Some(s)) if s.is_exit() => {
+                tracing::trace!(tid, pid = t.tgid, status = %s.describe(), "stub thread retired");
+                break;
+            }
+            // A signal that arrived before the exit (an interrupt): suppress it.
+            Ok(_) => {
+                if sys::resume(sys::PTRACE_CONT, tid).is_err() {
+                    if let Ok(Some(s)) = sys::wait(tid, libc::WNOHANG) {
+                        if !s.is_exit() {
+                            tracing::warn!(tid, "retired stub thread stuck in a stop");
+                        }
+                    }
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    st.exited = Some("stub thread retired".to_string());
+}
+
+/// Reaps stub thread `t` of a process that was just killed, from any thread of the sentry
+/// (`waitpid` serves tracees of sibling threads too). Skips threads known to be gone.
+pub fn reap_killed(t: &StubThread) {
+    let mut st = t.lock();
+    if st.exited.is_some() {
+        return;
+    }
+    loop {
+        match sys::wait(t.tid, 0) {
+            Ok(Some(s)) if s.is_exit() => break,
+            Ok(_) => continue,
+            // ECHILD: not traced any more (its tracer exited and the kernel reaped it).
+            Err(_) => break,
+        }
+    }
+    st.exited = Some("address space dropped".to_string());
+    st.regs = None;
 }
 
 #[cfg(test)]
@@ -563,7 +830,26 @@ mod tests {
         let b = stub_blob();
         assert_eq!(b[0], 0xcc);
         assert_eq!(b[READY_OFFSET as usize - 1], 0xcc);
-        assert_eq!(&b[INJECT_OFFSET as usize..], &[0x0f, 0x05, 0xcc]);
+        assert_eq!(
+            &b[INJECT_OFFSET as usize..INJECT_OFFSET as usize + 3],
+            &[0x0f, 0x05, 0xcc]
+        );
+        // Clone site: syscall; test rax, rax; jz +1; int3; mov eax, SYS_pause; syscall;
+        // jmp back to the mov.
+        let clone = &b[CLONE_OFFSET as usize..];
+        assert_eq!(
+            &clone[..8],
+            &[0x0f, 0x05, 0x48, 0x85, 0xc0, 0x74, 0x01, 0xcc]
+        );
+        assert_eq!(CLONE_ADDR + 8, CLONE_TRAP_RIP);
+        assert_eq!(clone[8], 0xb8);
+        assert_eq!(&clone[9..13], &(libc::SYS_pause as u32).to_le_bytes());
+        assert_eq!(&clone[13..], &[0x0f, 0x05, 0xeb, 0xf7]);
+        // The jmp lands on the mov: 0xb1 - 9 = 0xa8.
+        assert_eq!(
+            CLONE_OFFSET as usize + clone.len() - 9,
+            CLONE_OFFSET as usize + 8
+        );
         assert!(b.len() as u64 <= STUB_SIZE);
         // Both start-up `jnz` jump to the exit_group path right after the ready int3.
         for (i, w) in b.windows(2).enumerate().take(READY_OFFSET as usize) {

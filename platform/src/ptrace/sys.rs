@@ -20,10 +20,16 @@ pub const PTRACE_SETOPTIONS: libc::c_long = 0x4200;
 pub const PTRACE_GETSIGINFO: libc::c_long = 0x4202;
 pub const PTRACE_GETREGSET: libc::c_long = 0x4204;
 pub const PTRACE_SETREGSET: libc::c_long = 0x4205;
+pub const PTRACE_SEIZE: libc::c_long = 0x4206;
+pub const PTRACE_INTERRUPT: libc::c_long = 0x4207;
+pub const PTRACE_SETSIGMASK: libc::c_long = 0x420b;
 pub const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_long = 0x420f;
 
 pub const PTRACE_O_TRACESYSGOOD: libc::c_long = 1;
 pub const PTRACE_O_EXITKILL: libc::c_long = 1 << 20;
+
+/// `status >> 16` of a stop caused by `PTRACE_INTERRUPT` or a group-stop of a seized tracee.
+pub const PTRACE_EVENT_STOP: i32 = 128;
 
 /// `NT_X86_XSTATE`: the XSAVE-format FPU/SSE/AVX register set.
 pub const NT_X86_XSTATE: libc::c_long = 0x202;
@@ -81,6 +87,34 @@ pub fn resume(req: libc::c_long, pid: i32) -> Result<(), Errno> {
     debug_assert!(req == PTRACE_CONT || req == PTRACE_SYSEMU);
     // SAFETY: resume requests read no tracer memory; data 0 means "deliver no signal".
     unsafe { ptrace(req, pid, 0, 0) }.map(drop)
+}
+
+/// `PTRACE_SEIZE`s `pid` with `options`: the caller becomes its tracer without stopping it.
+pub fn seize(pid: i32, options: libc::c_long) -> Result<(), Errno> {
+    // SAFETY: PTRACE_SEIZE takes the options by value in `data`; no memory is accessed.
+    unsafe { ptrace(PTRACE_SEIZE, pid, 0, options as usize) }.map(drop)
+}
+
+/// `PTRACE_INTERRUPT`: makes a seized tracee stop (a `PTRACE_EVENT_STOP`) soon.
+pub fn interrupt(pid: i32) -> Result<(), Errno> {
+    // SAFETY: PTRACE_INTERRUPT reads no tracer memory.
+    unsafe { ptrace(PTRACE_INTERRUPT, pid, 0, 0) }.map(drop)
+}
+
+/// `PTRACE_SETSIGMASK`: replaces the blocked-signal mask of the stopped tracee (bit
+/// `sig - 1` for signal `sig`; SIGKILL and SIGSTOP cannot be blocked).
+pub fn set_sigmask(pid: i32, mask: u64) -> Result<(), Errno> {
+    // SAFETY: the kernel reads `addr` (= 8, the size of the kernel's sigset_t on x86_64)
+    // bytes from `data`, which points to a live local of that size.
+    unsafe {
+        ptrace(
+            PTRACE_SETSIGMASK,
+            pid,
+            std::mem::size_of::<u64>(),
+            &mask as *const u64 as usize,
+        )
+    }
+    .map(drop)
 }
 
 pub fn set_options(pid: i32, options: libc::c_long) -> Result<(), Errno> {

@@ -135,7 +135,11 @@ pub fn do_clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             tracing::error!(error = %e, "cannot create an address space for fork");
             Errno::ENOMEM
         })?;
-        Arc::new(t.mm.fork(as_)?)
+        let child = t.mm.fork(as_)?;
+        // The parent's thread may have set up mappings in the child's address space; it
+        // never runs there, so give its stub thread back.
+        child.address_space().release_current_thread();
+        Arc::new(child)
     };
     let fds = if f & CLONE_FILES != 0 { t.fds.clone() } else { Arc::new(Mutex::new(t.fds().clone())) };
     let fs = if f & CLONE_FS != 0 { t.fs.clone() } else { Arc::new(Mutex::new(t.fs().clone())) };

@@ -64,6 +64,13 @@ impl MapRequest {
     }
 }
 
+/// What a file mmap maps: a file read into private pages, or the shared-memory object
+/// that holds a tmpfs file's pages (with the file offset of the mapping's start).
+enum FileMapping {
+    Source(Arc<dyn FileSource>, u64),
+    Object(Arc<SharedMemory>, u64),
+}
+
 /// MAP_* flags Linux accepts with MAP_SHARED_VALIDATE (LEGACY_MAP_MASK + NOREPLACE).
 const VALIDATED_FLAGS: u32 = MAP_SHARED
     | MAP_PRIVATE
@@ -109,6 +116,37 @@ impl MemoryManager {
         file: Option<(Arc<dyn FileSource>, u64)>,
         max_perms: Perms,
     ) -> Result<u64, Errno> {
+        self.mmap_file(addr, len, prot, flags, file.map(|(s, o)| FileMapping::Source(s, o)), max_perms)
+    }
+
+    /// mmap(2) of a file whose pages live in the shared-memory object `obj` (a tmpfs
+    /// file; `offset` is the file offset). MAP_SHARED maps the object's own pages, so writes
+    /// through the mapping are the file's contents and every process mapping it sees them;
+    /// MAP_PRIVATE maps them copy-on-write. Pages at or beyond the object's size (the file
+    /// size rounded up) raise SIGBUS. Flags and errors as [`Self::mmap_limited`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmap_object(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        obj: Arc<SharedMemory>,
+        offset: u64,
+        max_perms: Perms,
+    ) -> Result<u64, Errno> {
+        self.mmap_file(addr, len, prot, flags, Some(FileMapping::Object(obj, offset)), max_perms)
+    }
+
+    fn mmap_file(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        file: Option<FileMapping>,
+        max_perms: Perms,
+    ) -> Result<u64, Errno> {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -129,24 +167,32 @@ impl MemoryManager {
             _ => return Err(Errno::EINVAL),
         };
         let growsdown = flags & MAP_GROWSDOWN != 0;
-        let backing = if anonymous {
+        let (backing, shared_vma) = if anonymous {
             if shared && growsdown {
                 return Err(Errno::EINVAL);
             }
-            Backing::Anonymous
+            (Backing::Anonymous, shared)
         } else {
-            let Some((source, offset)) = file else { return Err(Errno::EBADF) };
+            let Some(file) = file else { return Err(Errno::EBADF) };
+            let offset = match &file {
+                FileMapping::Source(_, o) | FileMapping::Object(_, o) => *o,
+            };
             if offset % PAGE_SIZE != 0 {
                 return Err(Errno::EINVAL);
             }
             if offset.checked_add(len).is_none() {
                 return Err(Errno::EOVERFLOW);
             }
-            if shared && max_perms.write {
-                tracing::warn!("writable file-backed MAP_SHARED mappings are not supported yet (needs a page cache)");
-                return Err(Errno::ENODEV);
+            match file {
+                FileMapping::Source(source, offset) => {
+                    if shared && max_perms.write {
+                        tracing::warn!("writable file-backed MAP_SHARED mappings are not supported yet (needs a page cache)");
+                        return Err(Errno::ENODEV);
+                    }
+                    (Backing::File { source, offset }, false)
+                }
+                FileMapping::Object(obj, offset) => (Backing::Shared { obj, offset }, shared),
             }
-            Backing::File { source, offset }
         };
         if flags & MAP_HUGETLB != 0 {
             // As on a host without reserved huge pages.
@@ -165,7 +211,7 @@ impl MemoryManager {
             placement,
             perms: Perms::from_prot(prot),
             max_perms,
-            shared: shared && anonymous,
+            shared: shared_vma,
             growsdown,
             backing,
             populate: flags & MAP_POPULATE != 0 && flags & MAP_NONBLOCK == 0,

@@ -1,0 +1,245 @@
+//! The master thread of an address space: a host thread that owns the stub process.
+//!
+//! ptrace relationships belong to host threads, and the sentry's threads come and go (one
+//! per guest task), so no task thread can own a stub process: the stub would die with it
+//! (`PR_SET_PDEATHSIG` and `PTRACE_O_EXITKILL` follow the *thread*). Instead
+//! `new_address_space` starts a master thread that
+//! - forks the stub process, so it is the stub's parent and the tracer of its first thread
+//!   (with `PTRACE_O_EXITKILL`: no stub outlives its master, hence the sentry);
+//! - blocks every signal of that first thread, which never runs guest code;
+//! - makes new stub threads on request ([`Master::new_thread`]) by injecting `clone` into
+//!   the first thread; the requesting host thread then attaches to the new thread itself
+//!   (`stub::attach_new_thread`);
+//! - at the end ([`Master::shutdown`]) kills the stub process if it still lives and reaps
+//!   the first thread, then exits.
+//!
+//! Why not `CLONE_PTRACE` and `PTRACE_DETACH` with `SIGSTOP` as gVisor does: a `SIGSTOP`
+//! delivered to an untraced thread starts a group stop of the whole stub process, which
+//! every other stub thread then reports to its tracer once. A new thread that starts
+//! untraced in a `pause` loop with every signal blocked is just as safe, and the attaching
+//! thread stops it with `PTRACE_INTERRUPT`, which touches no other thread.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::cpu;
+use super::fp::FpKind;
+use super::stub::{self, StubThread};
+use super::sys;
+use crate::PlatformError;
+
+/// Every signal (bit `sig - 1`); SIGKILL and SIGSTOP cannot be blocked anyway.
+const ALL_SIGNALS: u64 = u64::MAX;
+
+/// How long a requester waits for the master before checking that the stub still lives.
+const REPLY_PATIENCE: Duration = Duration::from_millis(500);
+
+enum Request {
+    /// Make a new stub thread; reply with its tid. With a CPU, the master first moves
+    /// itself and the first thread there (the requester's CPU: every wake-up between the
+    /// three of them and the new thread then stays on one CPU).
+    NewThread {
+        cpu: Option<usize>,
+        reply: SyncSender<Result<i32, PlatformError>>,
+    },
+    /// Kill the stub if needed, reap the first thread and exit.
+    Shutdown,
+}
+
+/// Handle on a running master thread.
+#[derive(Debug)]
+pub struct Master {
+    requests: Mutex<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+    /// Host pid of the stub process.
+    pub tgid: i32,
+    /// How the stub threads' FPU state is transferred (the same for all of them).
+    pub fp_kind: FpKind,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::NewThread { .. } => f.write_str("NewThread"),
+            Request::Shutdown => f.write_str("Shutdown"),
+        }
+    }
+}
+
+impl Master {
+    /// Starts the master thread and waits until its stub process is ready. `memfd` becomes
+    /// the stub's memory file (the master closes its copy once the stub is forked).
+    pub fn start(memfd: OwnedFd) -> Result<Master, PlatformError> {
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("rvisor-stub".into())
+            .stack_size(256 << 10)
+            .spawn(move || master_main(memfd, rx, ready_tx))
+            .map_err(|source| PlatformError::Host {
+                call: "spawn (stub master thread)",
+                source,
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok((tgid, fp_kind))) => Ok(Master {
+                requests: Mutex::new(tx),
+                thread: Some(thread),
+                tgid,
+                fp_kind,
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(PlatformError::StubDied {
+                    pid: 0,
+                    reason: "the stub master thread ended during set-up".into(),
+                })
+            }
+        }
+    }
+
+    fn send(&self, r: Request) -> Result<(), PlatformError> {
+        let tx = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        tx.send(r).map_err(|_| self.master_gone())
+    }
+
+    fn master_gone(&self) -> PlatformError {
+        PlatformError::StubDied {
+            pid: self.tgid,
+            reason: "its master thread is gone".into(),
+        }
+    }
+
+    /// Has the master make a new, untraced stub thread (waiting in the blob's `pause`
+    /// loop, on `cpu` if given) and returns its tid.
+    pub fn new_thread(&self, cpu: Option<usize>) -> Result<i32, PlatformError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Request::NewThread { cpu, reply })?;
+        loop {
+            match answer.recv_timeout(REPLY_PATIENCE) {
+                Ok(r) => return r,
+                Err(RecvTimeoutError::Disconnected) => return Err(self.master_gone()),
+                Err(RecvTimeoutError::Timeout) => {
+                    // The master waits for the first thread, which cannot be reaped (nor
+                    // report anything) while killed sibling threads are not reaped yet by
+                    // their tracers. Do not wait for that.
+                    if process_is_dead(self.tgid) {
+                        return Err(PlatformError::StubDied {
+                            pid: self.tgid,
+                            reason: "killed while a stub thread was being made".into(),
+                        });
+                    }
+                    tracing::warn!(pid = self.tgid, "stub master is slow to make a thread");
+                }
+            }
+        }
+    }
+
+    /// Makes the master kill the stub process (if it still lives), reap its first thread
+    /// and exit; waits for that. The caller must have reaped the other stub threads
+    /// ([`stub::reap_killed`]) — the first thread cannot be reaped before them.
+    pub fn shutdown(&mut self) {
+        let _ = self.send(Request::Shutdown);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!(pid = self.tgid, "stub master thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Whether process `pid` is a zombie or gone, as far as `/proc` tells (false if it cannot).
+fn process_is_dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| matches!(state, 'Z' | 'X' | 'x')),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+fn master_main(
+    memfd: OwnedFd,
+    requests: Receiver<Request>,
+    ready: SyncSender<Result<(i32, FpKind), PlatformError>>,
+) {
+    let leader = match stub::spawn(memfd.as_fd()) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    drop(memfd);
+    let tgid = leader.tgid;
+    {
+        let mut st = leader.lock();
+        // New stub threads inherit this mask: they must not take any signal before their
+        // tracer is attached (the default action of most would kill the stub).
+        if let Err(e) = sys::set_sigmask(leader.tid, ALL_SIGNALS) {
+            let e = st.ptrace_failed("ptrace(PTRACE_SETSIGMASK)", leader.tid, e);
+            drop(st);
+            finish(&leader);
+            let _ = ready.send(Err(e));
+            return;
+        }
+        let _ = ready.send(Ok((tgid, st.fp_kind)));
+    }
+    tracing::debug!(
+        pid = tgid,
+        master = sys::current_tid(),
+        "ptrace stub master ready"
+    );
+    while let Ok(request) = requests.recv() {
+        match request {
+            Request::NewThread { cpu, reply } => {
+                if let Some(cpu) = cpu {
+                    // Best effort: only speed is at stake.
+                    let _ = cpu::set_thread_affinity(0, cpu);
+                    let _ = cpu::set_thread_affinity(leader.tid, cpu);
+                }
+                let r = stub::clone_thread(&leader);
+                if let Err(e) = &r {
+                    tracing::debug!(pid = tgid, error = %e, "cannot make a stub thread");
+                }
+                let _ = reply.send(r);
+            }
+            Request::Shutdown => break,
+        }
+    }
+    finish(&leader);
+}
+
+/// Kills the stub process unless its first thread is known to be gone, and reaps that
+/// thread.
+fn finish(leader: &StubThread) {
+    let mut st = leader.lock();
+    if st.exited.is_some() {
+        return;
+    }
+    // SAFETY: kill takes integers; the first thread is our unreaped child, so its pid
+    // cannot have been recycled.
+    unsafe { libc::kill(leader.tgid, libc::SIGKILL) };
+    loop {
+        match sys::wait(leader.tid, 0) {
+            Ok(Some(s)) if s.is_exit() => break,
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    st.exited = Some("address space dropped".into());
+    tracing::debug!(pid = leader.tgid, "ptrace stub killed");
+}
