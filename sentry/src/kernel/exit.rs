@@ -18,13 +18,20 @@ pub fn exit_task(t: &mut Task) {
     let tg = t.tg().clone();
     release_user_memory_hooks(t);
     let tid = t.tid();
+    // Leave the pid table before the thread list: an execve in another thread waits for
+    // the list to empty and then takes this thread's id if it was the leader.
+    {
+        let mut tables = k.tables();
+        if tables.tasks.get(&tid).is_some_and(|h| Arc::ptr_eq(h, &t.handle)) {
+            tables.tasks.remove(&tid);
+        }
+    }
     let last = {
         let mut g = tg.lock();
         g.threads.retain(|h| !Arc::ptr_eq(h, &t.handle));
         g.threads.is_empty()
     };
     t.handle.exited.store(true, std::sync::atomic::Ordering::SeqCst);
-    k.tables().tasks.remove(&tid);
     if last {
         let status = tg.exit_status().or(t.exit).unwrap_or(ExitStatus::Exited(0));
         finish_group(&k, &tg, status);
