@@ -21,6 +21,7 @@ use crate::kernel::task::{default_rlimits, Creds, ExitStatus, FsContext};
 use crate::kernel::{Kernel, TaskHandle, ThreadGroup, UtsInfo};
 use crate::mm::MemoryFile;
 use crate::vfs::devfs::DevDir;
+use crate::vfs::synthetic;
 use crate::vfs::gofer::GoferInode;
 use crate::vfs::host::HostStream;
 use crate::vfs::{Dentry, FileDescription, Lookup, Vfs};
@@ -86,6 +87,10 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
     let root_inode = GoferInode::attach(client, spec.root_read_only).map_err(BootError::Root)?;
     let root = Dentry::new_root(root_inode);
     root.mount_child(b"dev", DevDir::new());
+    // The host's /proc and /sys must never be reachable through the gofer: the sandbox's
+    // own procfs and sysfs are mounted there.
+    root.mount_child(b"proc", synthetic::empty_procfs());
+    root.mount_child(b"sys", synthetic::sysfs(crate::syscalls::online_cpus()));
     let uts = UtsInfo { nodename: spec.hostname.clone(), release: spec.kernel_release.clone(), ..UtsInfo::default() };
     let kernel = Kernel::new(platform, memory, Vfs::new(root.clone()), uts);
 

@@ -205,26 +205,22 @@ impl FileImpl for PathFile {
     }
 }
 
-fn do_openat(t: &mut Task, dirfd: i32, path_addr: u64, flags: u32, _mode: u32) -> SysResult {
+fn do_openat(t: &mut Task, dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> SysResult {
     let path = t.copy_in_path(path_addr)?;
     if flags & O_TMPFILE == O_TMPFILE {
         return Err(Errno::EOPNOTSUPP);
     }
-    let follow = flags & O_NOFOLLOW == 0;
-    let dentry = match t.lookup_at(dirfd, &path, follow) {
-        Ok(d) => {
-            if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
-                return Err(Errno::EEXIST);
-            }
-            d
-        }
-        Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
-            // File creation needs a writable filesystem; the root is read-only for now.
-            let parent = parent_of(t, dirfd, &path)?;
-            return Err(if parent.inode().read_only() { Errno::EROFS } else { Errno::EACCES });
-        }
-        Err(e) => return Err(e),
-    };
+    if flags & O_CREAT != 0 {
+        return super::fs_mutate::open_create(t, dirfd, &path, flags, mode);
+    }
+    let dentry = t.lookup_at(dirfd, &path, flags & O_NOFOLLOW == 0)?;
+    open_dentry(t, dentry, flags, false)
+}
+
+/// Opens the file `dentry` names with open(2) `flags` and installs it. `created`: the file
+/// was just created by this open, which may then write it whatever its mode (no permission
+/// check, as in Linux) and needs no truncation.
+pub(super) fn open_dentry(t: &mut Task, dentry: Arc<Dentry>, flags: u32, created: bool) -> SysResult {
     let inode = dentry.inode().clone();
     let cloexec = flags & O_CLOEXEC != 0;
     if flags & O_PATH != 0 {
@@ -244,21 +240,16 @@ fn do_openat(t: &mut Task, dirfd: i32, path_addr: u64, flags: u32, _mode: u32) -
     if flags & O_ACCMODE == O_ACCMODE {
         return Err(Errno::EINVAL);
     }
-    check_open_permission(t, &dentry, flags)?;
+    if !created {
+        check_open_permission(t, &dentry, flags)?;
+    }
     let imp = inode.open(flags)?;
+    if flags & O_TRUNC != 0 && !created && inode.file_type() == S_IFREG {
+        inode.truncate(0)?;
+    }
     let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
     let file = FileDescription::new(imp, Some(dentry), kept);
     Ok(t.install_fd(file, cloexec)? as u64)
-}
-
-/// The directory that would hold the last component of `path`.
-fn parent_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
-    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
-    match trimmed.iter().rposition(|&b| b == b'/') {
-        Some(0) => Ok(t.fs().root.clone()),
-        Some(i) => t.lookup_at(dirfd, &trimmed[..i], true),
-        None => t.dir_of(dirfd),
-    }
 }
 
 /// Permission to open with `flags` under the task's filesystem credentials.
@@ -273,7 +264,7 @@ fn check_open_permission(t: &Task, d: &Dentry, flags: u32) -> Result<(), Errno> 
 }
 
 /// Unix permission check of `st` for the task (`real`: use the real ids, as access(2) does).
-fn may_access(t: &Task, st: &Stat, r: bool, w: bool, x: bool, real: bool) -> Result<(), Errno> {
+pub(super) fn may_access(t: &Task, st: &Stat, r: bool, w: bool, x: bool, real: bool) -> Result<(), Errno> {
     let (uid, gid) = if real { (t.creds.uid, t.creds.gid) } else { (t.creds.fsuid, t.creds.fsgid) };
     if uid == 0 {
         // Root bypasses read/write checks; execute needs some x bit on non-directories.

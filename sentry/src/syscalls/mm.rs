@@ -25,6 +25,10 @@ pub fn mmap(t: &mut Task, a: &Args) -> SysResult {
         if shared && !f.writable() {
             max.write = false;
         }
+        if let Some(obj) = f.imp().shared_memory() {
+            // A tmpfs file: map its pages themselves, shared or copy-on-write.
+            return t.mm.mmap_object(addr, len, prot, flags, obj, off, max);
+        }
         Some((file_source(&f)?, off))
     };
     t.mm.mmap_limited(addr, len, prot, flags, file, max)

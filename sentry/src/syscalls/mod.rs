@@ -18,6 +18,8 @@ use rvisor_syscalls::Errno;
 
 use crate::kernel::Task;
 
+pub use process::online_cpus;
+
 /// The six argument registers (rdi, rsi, rdx, r10, r8, r9).
 pub type Args = [u64; 6];
 /// A syscall's result: the value for rax, or an errno.

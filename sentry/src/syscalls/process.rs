@@ -380,9 +380,11 @@ pub fn sched_yield(_t: &mut Task, _: &Args) -> SysResult {
     Ok(0)
 }
 
-/// The number of CPUs the sandbox shows (the host CPUs the sentry may use).
+/// The number of CPUs the sandbox shows: the host CPUs the sentry may use, read once at
+/// boot, before task threads pin themselves to single CPUs.
 pub fn online_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 pub fn sched_getaffinity(t: &mut Task, a: &Args) -> SysResult {

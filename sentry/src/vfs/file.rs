@@ -57,6 +57,13 @@ pub trait FileImpl: Send + Sync {
     fn sync(&self) -> Result<(), Errno> {
         Ok(())
     }
+    /// The shared-memory object holding the file's pages, for files whose contents live in
+    /// the memory file (tmpfs): mmap maps the object itself (file offset = object offset),
+    /// so MAP_SHARED mappings and read/write see the same memory. `None`: mmap reads the
+    /// file into private pages through [`file_source`].
+    fn shared_memory(&self) -> Option<Arc<crate::mm::SharedMemory>> {
+        None
+    }
     /// F_GETPIPE_SZ: the capacity in bytes of a pipe; `None` (EBADF) for other files.
     fn pipe_size(&self) -> Option<usize> {
         None

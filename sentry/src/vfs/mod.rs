@@ -11,9 +11,11 @@ pub mod gofer;
 pub mod host;
 pub mod inode;
 pub mod path;
+pub mod synthetic;
 pub mod pipe;
+pub mod tmpfs;
 
 pub use dentry::Dentry;
 pub use file::{FileDescription, FileImpl};
-pub use inode::{DirEntry, Inode};
+pub use inode::{DirEntry, Inode, SetAttr, TimeSet};
 pub use path::{Lookup, Vfs};

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, MutexGuard, Weak};
 
 use rvisor_syscalls::flags::dirent::{DT_DIR, DT_LNK, DT_REG, DT_UNKNOWN};
-use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFREG};
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use rvisor_syscalls::types::{Stat, DIRENT64_NAME_OFFSET};
 use rvisor_syscalls::Errno;
 
@@ -72,7 +72,7 @@ impl TmpfsInode {
         if d.entries.contains_key(name) {
             return Err(Errno::EEXIST);
         }
-        let is_dir = mode & S_IFDIR == S_IFDIR && mode & S_IFLNK != S_IFLNK;
+        let is_dir = mode & S_IFMT == S_IFDIR;
         let parent = if is_dir { self.me.clone() } else { Weak::new() };
         let node = self.fs.new_inode(mode, uid, gid, parent, target.unwrap_or_default());
         d.insert(name, node.clone());

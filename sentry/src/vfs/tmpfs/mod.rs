@@ -76,7 +76,7 @@ impl Tmpfs {
             inodes: AtomicU64::new(0),
             ns: Mutex::new(()),
         });
-        fs.new_inode(S_IFDIR | (mode & 0o7777), uid, gid, Weak::new())
+        fs.new_inode(S_IFDIR | (mode & 0o7777), uid, gid, Weak::new(), b"")
     }
 
     fn ns(&self) -> MutexGuard<'_, ()> {
@@ -85,13 +85,14 @@ impl Tmpfs {
 
     /// A new inode of type and permissions `mode`; a directory's `..` is `parent` (its
     /// own inode when `parent` is dangling, as for the root).
-    fn new_inode(self: &Arc<Self>, mode: u32, uid: u32, gid: u32, parent: Weak<TmpfsInode>) -> Arc<TmpfsInode> {
+    /// `target` is a symlink's.
+    fn new_inode(self: &Arc<Self>, mode: u32, uid: u32, gid: u32, parent: Weak<TmpfsInode>, target: &[u8]) -> Arc<TmpfsInode> {
         let ftype = mode & S_IFMT;
         let t = now();
         let (kind, nlink) = match ftype {
             S_IFDIR => (Kind::Dir(Mutex::new(DirData::default())), 2),
             S_IFREG => (Kind::Regular(RwLock::new(RegularData::new(SharedMemory::new(self.mf.clone(), 0)))), 1),
-            _ => (Kind::Symlink(Vec::new()), 1),
+            _ => (Kind::Symlink(target.to_vec()), 1),
         };
         self.inodes.fetch_add(1, Ordering::Relaxed);
         Arc::new_cyclic(|me| TmpfsInode {

@@ -1,0 +1,162 @@
+//! tmpfs regular files: contents in a shared-memory object of the memory file.
+
+use std::sync::Arc;
+
+use rvisor_syscalls::flags::open::{O_APPEND, O_NOATIME};
+use rvisor_syscalls::types::Stat;
+use rvisor_syscalls::Errno;
+
+use super::{TmpfsInode, MAX_FILE_SIZE};
+use crate::mm::{page_up, MmError, SharedMemory};
+use crate::vfs::file::FileImpl;
+use crate::vfs::inode::falloc_flags::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
+use crate::vfs::inode::Inode;
+
+/// What a failure of the memory file means to a tmpfs user.
+fn errno(e: MmError) -> Errno {
+    match e {
+        MmError::OutOfMemory { .. } => Errno::ENOSPC,
+        _ => Errno::EIO,
+    }
+}
+
+/// A regular file's size and pages. The object is always exactly `page_up(size)` long, so
+/// mappings get SIGBUS past the last page of the file, as in Linux.
+pub(super) struct RegularData {
+    pub(super) size: u64,
+    pub(super) obj: Arc<SharedMemory>,
+}
+
+impl RegularData {
+    pub(super) fn new(obj: Arc<SharedMemory>) -> RegularData {
+        RegularData { size: 0, obj }
+    }
+
+    fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        if off >= self.size {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(self.size - off) as usize;
+        self.obj.read(off, &mut buf[..n]).map_err(errno)?;
+        Ok(n)
+    }
+
+    /// Changes the size to `new`. Bytes between the old and the new end read as zero:
+    /// the tail of the old last page (which a shared mapping may have written beyond the
+    /// end) is cleared when the file grows, and when it shrinks so is the tail of its
+    /// new last page.
+    fn resize(&mut self, new: u64) -> Result<(), Errno> {
+        if new > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        let old = self.size;
+        if new > old {
+            self.obj.zero(old, new.min(page_up(old).unwrap_or(u64::MAX))).map_err(errno)?;
+            self.obj.set_len(new).map_err(errno)?;
+        } else if new < old {
+            self.obj.set_len(new).map_err(errno)?;
+            self.obj.zero(new, page_up(new).unwrap_or(u64::MAX)).map_err(errno)?;
+        }
+        self.size = new;
+        Ok(())
+    }
+
+    /// Writes `buf` at `off` (at the end with `append`); returns how much was written.
+    fn write(&mut self, off: u64, buf: &[u8], append: bool) -> Result<usize, Errno> {
+        let off = if append { self.size } else { off };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if off >= MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        let n = (buf.len() as u64).min(MAX_FILE_SIZE - off) as usize;
+        let end = off + n as u64;
+        let old = self.size;
+        if end > old {
+            self.resize(end)?;
+        }
+        if let Err(e) = self.obj.write(off, &buf[..n]) {
+            // Out of memory: the file keeps its old size.
+            let _ = self.resize(old);
+            return Err(errno(e));
+        }
+        Ok(n)
+    }
+
+    /// truncate(2) to `size`.
+    pub(super) fn truncate(&mut self, size: u64) -> Result<(), Errno> {
+        self.resize(size)
+    }
+
+    /// fallocate(2); returns whether the contents or size changed (for the timestamps).
+    pub(super) fn fallocate(&mut self, mode: u32, off: u64, len: u64) -> Result<bool, Errno> {
+        let end = off.checked_add(len).filter(|&e| e <= MAX_FILE_SIZE).ok_or(Errno::EFBIG)?;
+        match mode {
+            0 | FALLOC_FL_KEEP_SIZE => {
+                let grows = mode == 0 && end > self.size;
+                let old = self.size;
+                if grows {
+                    self.resize(end)?;
+                }
+                if let Err(e) = self.obj.allocate(off, end.min(self.size)) {
+                    if grows {
+                        let _ = self.resize(old);
+                    }
+                    return Err(errno(e));
+                }
+                Ok(grows)
+            }
+            m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
+                self.obj.zero(off, end.min(self.size)).map_err(errno)?;
+                Ok(true)
+            }
+            _ => Err(Errno::EOPNOTSUPP),
+        }
+    }
+}
+
+/// An open tmpfs regular file.
+pub(super) struct TmpfsFile {
+    node: Arc<TmpfsInode>,
+}
+
+impl TmpfsFile {
+    pub(super) fn new(node: Arc<TmpfsInode>) -> TmpfsFile {
+        TmpfsFile { node }
+    }
+}
+
+impl FileImpl for TmpfsFile {
+    fn read(&self, buf: &mut [u8], offset: u64, flags: u32) -> Result<usize, Errno> {
+        let n = {
+            let r = self.node.regular()?;
+            let data = r.read().unwrap_or_else(|p| p.into_inner());
+            data.read(offset, buf)?
+        };
+        if flags & O_NOATIME == 0 {
+            self.node.meta().accessed();
+        }
+        Ok(n)
+    }
+
+    fn write(&self, buf: &[u8], offset: u64, flags: u32) -> Result<usize, Errno> {
+        let r = self.node.regular()?;
+        let mut data = r.write().unwrap_or_else(|p| p.into_inner());
+        let n = data.write(offset, buf, flags & O_APPEND != 0)?;
+        if n > 0 {
+            self.node.meta().modified();
+        }
+        Ok(n)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.node.stat()
+    }
+
+    fn shared_memory(&self) -> Option<Arc<SharedMemory>> {
+        let r = self.node.regular().ok()?;
+        let data = r.read().unwrap_or_else(|p| p.into_inner());
+        Some(data.obj.clone())
+    }
+}
