@@ -24,6 +24,7 @@ use crate::vfs::devfs::DevDir;
 use crate::vfs::synthetic;
 use crate::vfs::gofer::GoferInode;
 use crate::vfs::host::HostStream;
+use crate::vfs::tmpfs::Tmpfs;
 use crate::vfs::{Dentry, FileDescription, Lookup, Vfs};
 
 /// What the sandbox runs and how it presents itself. Passed from the CLI to `rvisor boot`.
@@ -86,7 +87,14 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
     let client = Arc::new(GoferClient::new(gofer));
     let root_inode = GoferInode::attach(client, spec.root_read_only).map_err(BootError::Root)?;
     let root = Dentry::new_root(root_inode);
-    root.mount_child(b"dev", DevDir::new());
+    let dev = root.mount_child(b"dev", DevDir::new());
+    // Private in-memory filesystems: POSIX shared memory (shm_open, sem_open) in /dev/shm,
+    // and a writable /tmp — like gVisor, only where the root's /tmp is empty or missing, so
+    // files the root has there are never hidden.
+    dev.mount_child(b"shm", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0));
+    if dir_is_empty_or_missing(&root, b"tmp") {
+        root.mount_child(b"tmp", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0));
+    }
     // The host's /proc and /sys must never be reachable through the gofer: the sandbox's
     // own procfs and sysfs are mounted there.
     root.mount_child(b"proc", synthetic::empty_procfs());
@@ -103,6 +111,19 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
     start_init(&kernel, spec, fds)?;
     Ok(kernel.wait_for_init())
 }
+/// Whether `parent/name` does not exist or is an empty directory.
+fn dir_is_empty_or_missing(parent: &Arc<Dentry>, name: &[u8]) -> bool {
+    let Ok(d) = parent.child(name) else { return true };
+    if !d.inode().is_dir() {
+        return false;
+    }
+    let Ok(dir) = d.inode().open(rvisor_syscalls::flags::open::O_RDONLY) else { return false };
+    match dir.getdents(0, 4096) {
+        Ok(entries) => entries.iter().all(|e| e.name == b"." || e.name == b".."),
+        Err(_) => false,
+    }
+}
+
 /// The access mode of a host fd, as open flags.
 fn host_access_mode(fd: &OwnedFd) -> std::io::Result<u32> {
     // SAFETY: F_GETFL only reads the descriptor's flags.

@@ -123,7 +123,8 @@ impl MemoryManager {
     /// file; `offset` is the file offset). MAP_SHARED maps the object's own pages, so writes
     /// through the mapping are the file's contents and every process mapping it sees them;
     /// MAP_PRIVATE maps them copy-on-write. Pages at or beyond the object's size (the file
-    /// size rounded up) raise SIGBUS. Flags and errors as [`Self::mmap_limited`].
+    /// size rounded up) raise SIGBUS. Flags and errors as [`Self::mmap_limited`]; EINVAL
+    /// if `obj` lives in another memory file than this address space's.
     #[allow(clippy::too_many_arguments)]
     pub fn mmap_object(
         &self,
@@ -135,6 +136,11 @@ impl MemoryManager {
         offset: u64,
         max_perms: Perms,
     ) -> Result<u64, Errno> {
+        if !Arc::ptr_eq(obj.memory_file(), &self.mf) {
+            // Its pages would be offsets into another file.
+            tracing::error!("mmap of a shared-memory object of another memory file refused");
+            return Err(Errno::EINVAL);
+        }
         self.mmap_file(addr, len, prot, flags, Some(FileMapping::Object(obj, offset)), max_perms)
     }
 

@@ -210,6 +210,8 @@ fn do_openat(t: &mut Task, dirfd: i32, path_addr: u64, flags: u32, mode: u32) ->
     if flags & O_TMPFILE == O_TMPFILE {
         return Err(Errno::EOPNOTSUPP);
     }
+    // O_PATH ignores every flag but these (O_CREAT included).
+    let flags = if flags & O_PATH != 0 { flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } else { flags };
     if flags & O_CREAT != 0 {
         return super::fs_mutate::open_create(t, dirfd, &path, flags, mode);
     }
@@ -243,10 +245,8 @@ pub(super) fn open_dentry(t: &mut Task, dentry: Arc<Dentry>, flags: u32, created
     if !created {
         check_open_permission(t, &dentry, flags)?;
     }
-    let imp = inode.open(flags)?;
-    if flags & O_TRUNC != 0 && !created && inode.file_type() == S_IFREG {
-        inode.truncate(0)?;
-    }
+    // O_TRUNC is the filesystem's to apply, as it opens the file.
+    let imp = inode.open(if created { flags & !O_TRUNC } else { flags })?;
     let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
     let file = FileDescription::new(imp, Some(dentry), kept);
     Ok(t.install_fd(file, cloexec)? as u64)

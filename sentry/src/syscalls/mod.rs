@@ -4,6 +4,7 @@
 //! checks and converts its arguments, and calls into the subsystem that owns the semantics.
 
 mod fs;
+mod fs_mutate;
 mod futex;
 mod info;
 mod mm;
@@ -179,6 +180,34 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::GETRANDOM => (info::getrandom, F),
         nr::STATX => (fs::statx, P),
         nr::CLOSE_RANGE => (fs::close_range, F),
+        nr::CREAT => (fs_mutate::creat, F),
+        nr::MKDIR => (fs_mutate::mkdir, F),
+        nr::MKDIRAT => (fs_mutate::mkdirat, F),
+        nr::UNLINK => (fs_mutate::unlink, F),
+        nr::UNLINKAT => (fs_mutate::unlinkat, F),
+        nr::RMDIR => (fs_mutate::rmdir, F),
+        nr::RENAME => (fs_mutate::rename, F),
+        nr::RENAMEAT => (fs_mutate::renameat, F),
+        nr::RENAMEAT2 => (fs_mutate::renameat2, P),
+        nr::LINK => (fs_mutate::link, F),
+        nr::LINKAT => (fs_mutate::linkat, F),
+        nr::SYMLINK => (fs_mutate::symlink, F),
+        nr::SYMLINKAT => (fs_mutate::symlinkat, F),
+        nr::TRUNCATE => (fs_mutate::truncate, F),
+        nr::FTRUNCATE => (fs_mutate::ftruncate, F),
+        nr::FALLOCATE => (fs_mutate::fallocate, P),
+        nr::CHMOD => (fs_mutate::chmod, F),
+        nr::FCHMOD => (fs_mutate::fchmod, F),
+        nr::FCHMODAT => (fs_mutate::fchmodat, F),
+        nr::FCHMODAT2 => (fs_mutate::fchmodat2, F),
+        nr::CHOWN => (fs_mutate::chown, F),
+        nr::FCHOWN => (fs_mutate::fchown, F),
+        nr::LCHOWN => (fs_mutate::lchown, F),
+        nr::FCHOWNAT => (fs_mutate::fchownat, F),
+        nr::UTIMENSAT => (fs_mutate::utimensat, F),
+        nr::UTIMES => (fs_mutate::utimes, F),
+        nr::FUTIMESAT => (fs_mutate::futimesat, F),
+        nr::UTIME => (fs_mutate::utime, F),
         _ => return None,
     })
 }

@@ -1,5 +1,6 @@
 //! A minimal devfs mounted at /dev: the memory character devices (null, zero, full,
-//! random, urandom). The guest never reaches the host's device nodes.
+//! random, urandom), and `shm`, where a tmpfs is mounted. The guest never reaches the
+//! host's device nodes.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -126,6 +127,9 @@ impl FileImpl for DevDirFile {
         for (i, (name, _, _)) in DEVICES.iter().enumerate() {
             all.push(DirEntry { ino: i as u64 + 2, next_offset: i as u64 + 3, d_type: DT_CHR, name: name.as_bytes().to_vec() });
         }
+        // The mount point of the tmpfs at /dev/shm (boot.rs mounts it).
+        let n = DEVICES.len() as u64;
+        all.push(DirEntry { ino: n + 2, next_offset: n + 3, d_type: DT_DIR, name: b"shm".to_vec() });
         Ok(all.into_iter().skip(offset as usize).collect())
     }
 }

@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC;
 use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use rvisor_syscalls::flags::open::O_TRUNC;
 use rvisor_syscalls::types::{Stat, Statfs, Timespec};
 use rvisor_syscalls::Errno;
 
@@ -264,11 +265,16 @@ impl Inode for TmpfsInode {
         }
     }
 
-    fn open(&self, _flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
+    fn open(&self, flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
         let me = self.arc()?;
         match &self.kind {
             Kind::Dir(_) => Ok(Arc::new(TmpfsDirFile::new(me))),
-            Kind::Regular(_) => Ok(Arc::new(TmpfsFile::new(me))),
+            Kind::Regular(_) => {
+                if flags & O_TRUNC != 0 {
+                    self.truncate(0)?;
+                }
+                Ok(Arc::new(TmpfsFile::new(me)))
+            }
             Kind::Symlink(_) => Err(Errno::ELOOP),
         }
     }
