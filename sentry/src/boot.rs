@@ -85,7 +85,7 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
     let memory = MemoryFile::new()?;
     let platform: Arc<dyn Platform> = Arc::new(PtracePlatform::new(memory.fd())?);
     let client = Arc::new(GoferClient::new(gofer));
-    let root_inode = GoferInode::attach(client, spec.root_read_only).map_err(BootError::Root)?;
+    let root_inode = GoferInode::attach(client, memory.clone(), spec.root_read_only).map_err(BootError::Root)?;
     let root = Dentry::new_root(root_inode);
     let dev = root.mount_child(b"dev", DevDir::new());
     // Private in-memory filesystems: POSIX shared memory (shm_open, sem_open) in /dev/shm,

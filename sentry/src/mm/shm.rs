@@ -21,6 +21,8 @@ pub struct SharedMemory {
     len: AtomicU64,
     /// Realised pages, keyed by object offset.
     pages: Mutex<PmaSet>,
+    /// Where new pages get their contents (a file's page cache); zero-filled without.
+    source: Option<Arc<dyn super::FileSource>>,
 }
 
 impl std::fmt::Debug for SharedMemory {
@@ -34,7 +36,15 @@ impl SharedMemory {
     /// is first touched.
     pub fn new(mf: Arc<MemoryFile>, len: u64) -> Arc<SharedMemory> {
         let len = page_up(len).unwrap_or(!(PAGE_SIZE - 1));
-        Arc::new(SharedMemory { mf, len: AtomicU64::new(len), pages: Mutex::new(PmaSet::default()) })
+        Arc::new(SharedMemory { mf, len: AtomicU64::new(len), pages: Mutex::new(PmaSet::default()), source: None })
+    }
+
+    /// A page cache for a file of `len` bytes: pages are read from `source` when first
+    /// touched (the tail of the last page beyond the end of the file reads as zeros), and
+    /// every process mapping the object shares them.
+    pub fn new_file_backed(mf: Arc<MemoryFile>, len: u64, source: Arc<dyn super::FileSource>) -> Arc<SharedMemory> {
+        let len = page_up(len).unwrap_or(!(PAGE_SIZE - 1));
+        Arc::new(SharedMemory { mf, len: AtomicU64::new(len), pages: Mutex::new(PmaSet::default()), source: Some(source) })
     }
 
     /// Size in bytes; pages at or beyond it cannot be realised (SIGBUS, as for shmem).
@@ -195,6 +205,12 @@ impl SharedMemory {
                 Lookup::Hole { next_start, .. } => {
                     let e = end.min(next_start);
                     let off = self.mf.allocate(e - cur)?;
+                    if let Some(src) = &self.source {
+                        if let Err(err) = fill_from(&self.mf, src.as_ref(), cur, off, e - cur) {
+                            self.mf.release(off, e - cur);
+                            return Err(err);
+                        }
+                    }
                     pages.insert(cur, e, off);
                     Pma { start: cur, end: e, offset: off }
                 }
@@ -204,6 +220,24 @@ impl SharedMemory {
         }
         Ok(runs)
     }
+}
+
+/// Copies `len` bytes of `src` from file offset `at` into fresh memory-file pages at `off`
+/// (already zero, so bytes past the end of the file stay zero).
+fn fill_from(mf: &MemoryFile, src: &dyn super::FileSource, at: u64, off: u64, len: u64) -> Result<(), MmError> {
+    const CHUNK: usize = 64 << 10;
+    let mut buf = vec![0u8; CHUNK.min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(buf.len() as u64) as usize;
+        let n = src.read_at(at + done, &mut buf[..want]).map_err(|_| MmError::OutOfBounds { offset: at + done, len: want as u64 })?;
+        if n == 0 {
+            break;
+        }
+        mf.write(off + done, &buf[..n])?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 impl Drop for SharedMemory {

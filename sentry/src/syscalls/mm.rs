@@ -29,6 +29,12 @@ pub fn mmap(t: &mut Task, a: &Args) -> SysResult {
             // A tmpfs file: map its pages themselves, shared or copy-on-write.
             return t.mm.mmap_object(addr, len, prot, flags, obj, off, max);
         }
+        if shared {
+            if let Some(obj) = f.imp().shared_page_cache() {
+                // A file of the read-only root: every process shares its page cache.
+                return t.mm.mmap_object(addr, len, prot, flags, obj, off, max);
+            }
+        }
         Some((file_source(&f)?, off))
     };
     t.mm.mmap_limited(addr, len, prot, flags, file, max)

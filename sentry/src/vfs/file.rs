@@ -61,6 +61,10 @@ pub trait FileImpl: Send + Sync {
     /// the memory file (tmpfs): mmap maps the object itself (file offset = object offset),
     /// so MAP_SHARED mappings and read/write see the same memory. `None`: mmap reads the
     /// file into private pages through [`file_source`].
+    fn shared_page_cache(&self) -> Option<Arc<crate::mm::SharedMemory>> {
+        None
+    }
+    /// For files whose pages are memory (tmpfs): the object every mapping maps.
     fn shared_memory(&self) -> Option<Arc<crate::mm::SharedMemory>> {
         None
     }

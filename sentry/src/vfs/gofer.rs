@@ -12,7 +12,8 @@ use rvisor_syscalls::types::{Stat, Statfs};
 use rvisor_syscalls::Errno;
 
 use super::file::FileImpl;
-use super::host::HostRegularFile;
+use super::host::{HostRegularFile, PageCache};
+use crate::mm::MemoryFile;
 use super::inode::{DirEntry, Inode};
 
 /// Open flags that do not change how the host file is opened for reading (the sentry
@@ -33,15 +34,25 @@ pub struct GoferInode {
     /// pread at the description's own offset, so sharing is invisible to the guest, and it
     /// saves a gofer round trip per open.
     shared_ro: std::sync::Mutex<Option<Arc<HostRegularFile>>>,
+    /// The page cache shared mappings of this file use, while any exists.
+    page_cache: PageCache,
     file_type: u32,
     read_only: bool,
 }
 
 impl GoferInode {
     /// The root of the served tree.
-    pub fn attach(client: Arc<GoferClient>, read_only: bool) -> Result<Arc<GoferInode>, Errno> {
+    pub fn attach(client: Arc<GoferClient>, memory: Arc<MemoryFile>, read_only: bool) -> Result<Arc<GoferInode>, Errno> {
         let (fid, st) = client.attach().map_err(errno)?;
-        Ok(Arc::new(GoferInode { client, fid, attr: std::sync::Mutex::new(st), shared_ro: Default::default(), file_type: st.st_mode & S_IFMT, read_only }))
+        Ok(Arc::new(GoferInode {
+            client,
+            fid,
+            attr: std::sync::Mutex::new(st),
+            shared_ro: Default::default(),
+            page_cache: PageCache { memory, slot: Default::default() },
+            file_type: st.st_mode & S_IFMT,
+            read_only,
+        }))
     }
 
     /// Opens this file and returns the host-backed implementation, for exec.
@@ -84,6 +95,7 @@ impl Inode for GoferInode {
             fid,
             attr: std::sync::Mutex::new(st),
             shared_ro: Default::default(),
+            page_cache: PageCache { memory: self.page_cache.memory.clone(), slot: Default::default() },
             file_type: st.st_mode & S_IFMT,
             read_only: self.read_only,
         }))
@@ -112,7 +124,14 @@ impl Inode for GoferInode {
         if let Some(f) = shared.as_ref() {
             return Ok(f.clone());
         }
-        let f = self.open_host(O_RDONLY)?;
+        let fd = self.client.open(self.fid, O_RDONLY).map_err(errno)?;
+        // Only a read-only root gets a page cache: nothing in the sandbox can change the
+        // file behind its pages.
+        let f = if self.read_only {
+            Arc::new(HostRegularFile::with_page_cache(fd, self.page_cache.clone()))
+        } else {
+            Arc::new(HostRegularFile::new(fd))
+        };
         *shared = Some(f.clone());
         Ok(f)
     }

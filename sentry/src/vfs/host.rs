@@ -2,13 +2,15 @@
 //! sandbox's stdin/stdout/stderr imported from the host.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, Weak};
 
 use rvisor_syscalls::flags::ioctl as io;
 use rvisor_syscalls::types::{Stat, Termios, Winsize};
 use rvisor_syscalls::{Errno, Pod};
 
 use super::file::FileImpl;
-use crate::mm::{FileSource, MemoryManager};
+
+use crate::mm::{FileSource, MemoryFile, MemoryManager, SharedMemory};
 
 /// The errno of the last failed host call.
 pub(crate) fn last_errno() -> Errno {
@@ -67,12 +69,40 @@ fn pread_host(fd: &OwnedFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno>
 
 /// A regular host file opened by the gofer on the guest's behalf.
 pub struct HostRegularFile {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
+    /// The file's page cache for shared mappings, for a file nobody can write through the
+    /// sandbox (read-only opens of a read-only root).
+    cache: Option<PageCache>,
+}
+
+/// Where a file keeps its page cache while anything maps it shared.
+#[derive(Clone)]
+pub struct PageCache {
+    pub memory: Arc<MemoryFile>,
+    pub slot: Arc<Mutex<Weak<SharedMemory>>>,
 }
 
 impl HostRegularFile {
     pub fn new(fd: OwnedFd) -> HostRegularFile {
-        HostRegularFile { fd }
+        HostRegularFile { fd: Arc::new(fd), cache: None }
+    }
+
+    /// A read-only file whose shared mappings go through `cache`.
+    pub fn with_page_cache(fd: OwnedFd, cache: PageCache) -> HostRegularFile {
+        HostRegularFile { fd: Arc::new(fd), cache: Some(cache) }
+    }
+}
+
+/// A host fd read with pread, as a page-cache source.
+struct HostFdSource(Arc<OwnedFd>);
+
+impl FileSource for HostFdSource {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        pread_host(&self.0, buf, offset)
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(host_fstat(&self.0)?.st_size.max(0) as u64)
     }
 }
 
@@ -93,6 +123,18 @@ impl FileImpl for HostRegularFile {
 
     fn stat(&self) -> Result<Stat, Errno> {
         host_fstat(&self.fd)
+    }
+
+    fn shared_page_cache(&self) -> Option<Arc<SharedMemory>> {
+        let cache = self.cache.as_ref()?;
+        let mut slot = cache.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(obj) = slot.upgrade() {
+            return Some(obj);
+        }
+        let size = host_fstat(&self.fd).ok()?.st_size.max(0) as u64;
+        let obj = SharedMemory::new_file_backed(cache.memory.clone(), size, Arc::new(HostFdSource(self.fd.clone())));
+        *slot = Arc::downgrade(&obj);
+        Some(obj)
     }
 
     fn sync(&self) -> Result<(), Errno> {
