@@ -196,3 +196,8 @@ fn sandbox_ends_promptly_when_its_first_process_exits_leaving_no_host_processes(
         describe_processes(&sandboxed.while_running)
     );
 }
+
+#[test]
+fn orphan_gets_its_pdeath_signal_and_goes_to_the_child_subreaper() {
+    assert_same_as_init(&Cmd::new(progs::SUBREAPER));
+}

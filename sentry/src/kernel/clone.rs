@@ -89,7 +89,6 @@ pub fn spawn(mut seed: TaskSeed, prepare: Option<Prepare>) -> Result<(), Errno> 
                 clear_child_tid: seed.clear_child_tid,
                 robust_list: (0, 0),
                 no_new_privs: seed.no_new_privs,
-                pdeath_signal: 0,
                 altstack: seed.altstack,
                 saved_mask: None,
                 restart: None,

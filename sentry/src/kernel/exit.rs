@@ -88,11 +88,18 @@ fn reparent(k: &Arc<Kernel>, dying: &Arc<ThreadGroup>, children: Vec<Arc<ThreadG
     }
     let reaper = reaper.or_else(|| k.init_group()).filter(|r| !Arc::ptr_eq(r, dying) && r.is_alive());
     for c in children {
-        let zombie = {
+        let (zombie, threads) = {
             let mut g = c.lock();
             g.parent = reaper.as_ref().map(Arc::downgrade).unwrap_or_default();
-            matches!(g.state, TgState::Zombie(_))
+            (matches!(g.state, TgState::Zombie(_)), g.threads.clone())
         };
+        // PR_SET_PDEATHSIG: the child's threads asked for a signal when their parent died.
+        for h in threads {
+            let sig = h.pdeath_signal.load(std::sync::atomic::Ordering::Relaxed);
+            if sig != 0 {
+                super::signal::send_to_thread(k, &h, SignalInfo::kernel(sig), false);
+            }
+        }
         match &reaper {
             Some(r) => {
                 r.lock().children.push(c.clone());

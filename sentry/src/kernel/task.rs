@@ -124,6 +124,8 @@ pub struct TaskHandle {
     pub exit_requested: AtomicBool,
     /// Exited (gone from its thread group).
     pub exited: AtomicBool,
+    /// Signal sent to this thread when its parent process exits (PR_SET_PDEATHSIG).
+    pub pdeath_signal: std::sync::atomic::AtomicU32,
 }
 
 impl TaskHandle {
@@ -136,6 +138,7 @@ impl TaskHandle {
             sig: Mutex::new(TaskSignals { mask, pending: VecDeque::new(), real_blocked: SigSet::default() }),
             exit_requested: AtomicBool::new(false),
             exited: AtomicBool::new(false),
+            pdeath_signal: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -189,7 +192,6 @@ pub struct Task {
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
     pub no_new_privs: bool,
-    pub pdeath_signal: u32,
     pub altstack: SigAltStack,
     /// The mask to restore after the handler run by rt_sigsuspend/ppoll/pselect.
     pub saved_mask: Option<SigSet>,

@@ -289,11 +289,12 @@ pub fn prctl(t: &mut Task, a: &Args) -> SysResult {
             if a[1] > 64 {
                 return Err(Errno::EINVAL);
             }
-            t.pdeath_signal = a[1] as u32;
+            t.handle.pdeath_signal.store(a[1] as u32, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
         PR_GET_PDEATHSIG => {
-            t.write_obj(a[1], &(t.pdeath_signal as i32))?;
+            let sig = t.handle.pdeath_signal.load(std::sync::atomic::Ordering::Relaxed) as i32;
+            t.write_obj(a[1], &sig)?;
             Ok(0)
         }
         PR_SET_NO_NEW_PRIVS => {
@@ -304,6 +305,15 @@ pub fn prctl(t: &mut Task, a: &Args) -> SysResult {
             Ok(0)
         }
         PR_GET_NO_NEW_PRIVS => Ok(t.no_new_privs as u64),
+        PR_SET_CHILD_SUBREAPER => {
+            t.tg().lock().child_subreaper = a[1] != 0;
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            let v = t.tg().lock().child_subreaper as i32;
+            t.write_obj(a[1], &v)?;
+            Ok(0)
+        }
         PR_GET_DUMPABLE => Ok(1),
         PR_SET_DUMPABLE if a[1] <= 1 => Ok(0),
         PR_GET_KEEPCAPS => Ok(0),
