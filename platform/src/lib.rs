@@ -152,6 +152,28 @@ pub trait Context: Send {
     fn set_fp_state(&mut self, fp: &FpState) -> Result<(), PlatformError>;
     /// A handle other threads use to make `switch` return [`Event::Interrupted`].
     fn interrupter(&self) -> Interrupter;
+    /// The host process whose threads ran the guest code at the last switch, if the
+    /// platform runs guest code in host processes (ptrace stubs): its CPU clock measures
+    /// the guest's CPU time.
+    fn host_process(&self) -> Option<i32> {
+        None
+    }
+}
+
+/// CPU time consumed so far by all threads of host process `pid`, or `None` if it is gone.
+/// (Linux lets any process read another process's CPU clock, but only its own threads'.)
+pub fn host_process_cpu_time(pid: i32) -> Option<std::time::Duration> {
+    if pid <= 0 {
+        return None;
+    }
+    // The kernel's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED).
+    let clock = ((!pid) << 3) | 2;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; an invalid clock only makes the call fail.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 /// Makes a context's `switch` return [`Event::Interrupted`] soon, from any thread.

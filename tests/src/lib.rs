@@ -75,6 +75,8 @@ pub mod progs {
     pub const SIGWAIT: &str = env!("RVISOR_TEST_PROG_SIGWAIT");
     /// `c/pipes.c`: pipe2 flags, PIPE_BUF atomicity, EPIPE/SIGPIPE, pipe size, poll/select.
     pub const PIPES: &str = env!("RVISOR_TEST_PROG_PIPES");
+    /// `c/cputime.c`: getrusage/times/CPU-time clocks measure the guest's CPU time.
+    pub const CPUTIME: &str = env!("RVISOR_TEST_PROG_CPUTIME");
     /// `c/subreaper.c`: PR_SET_CHILD_SUBREAPER and PR_SET_PDEATHSIG.
     pub const SUBREAPER: &str = env!("RVISOR_TEST_PROG_SUBREAPER");
     /// `c/sighandler.c` (signal frames: SA_SIGINFO, altstack, SA_NODEFER, SA_RESETHAND), if

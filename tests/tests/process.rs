@@ -95,3 +95,8 @@ fn first_guest_process_has_pid_1() {
     o.assert_code(0);
     assert_eq!(o.stdout_str(), "getpid=1\nSYS_getpid=1\n", "{}", o.dump());
 }
+
+#[test]
+fn getrusage_times_and_cpu_clocks_measure_the_guests_cpu_time() {
+    assert_same(&Cmd::new(progs::CPUTIME));
+}

@@ -394,6 +394,10 @@ impl Context for PtraceContext {
     fn interrupter(&self) -> Interrupter {
         Interrupter::new(self.interrupt.clone())
     }
+
+    fn host_process(&self) -> Option<i32> {
+        self.last.as_ref().map(|(_, t)| t.tgid)
+    }
 }
 
 #[cfg(test)]

@@ -161,6 +161,9 @@ pub fn do_clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         let weak = parent.as_ref().map(Arc::downgrade).unwrap_or_default();
         ThreadGroup::new(tid, weak, pgid, sid, a.exit_signal, handlers)
     };
+    if f & CLONE_VM != 0 && f & CLONE_THREAD == 0 {
+        tg.cpu_untracked.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let handle = TaskHandle::new(tid, tg.clone(), t.sigmask());
 
     let mut regs = t.regs;

@@ -150,6 +150,14 @@ fn load_elf(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, exe: Arc<dyn FileSou
 impl Task {
     /// Installs a new process image (the point of no return of execve).
     pub fn install_image(&mut self, image: Image) {
+        // The old address space (and the host process that ran it) goes away now; a vfork
+        // child gets a host process of its own and is measured from here on.
+        let tg = self.tg().clone();
+        if tg.cpu_untracked.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            // Nothing measured yet: the parent's host process was running it.
+        } else {
+            tg.fold_cpu_time();
+        }
         self.mm = image.mm;
         self.regs = image.regs;
         self.comm = image.comm;

@@ -33,6 +33,8 @@ pub fn exit_task(t: &mut Task) {
     };
     t.handle.exited.store(true, std::sync::atomic::Ordering::SeqCst);
     if last {
+        // The group's host process goes away with its address space.
+        tg.fold_cpu_time();
         let status = tg.exit_status().or(t.exit).unwrap_or(ExitStatus::Exited(0));
         finish_group(&k, &tg, status);
     }
@@ -146,6 +148,9 @@ pub fn reap(k: &Kernel, tg: &Arc<ThreadGroup>) {
     };
     if let Some(p) = parent {
         p.lock().children.retain(|c| !Arc::ptr_eq(c, tg));
+        use std::sync::atomic::Ordering::Relaxed;
+        let cpu = tg.cpu_time_ns() + tg.children_cpu_ns.load(Relaxed);
+        p.children_cpu_ns.fetch_add(cpu, Relaxed);
     }
     k.tables().groups.remove(&tg.tgid);
 }

@@ -25,7 +25,11 @@ pub fn run(t: &mut Task) {
             return;
         }
         let as_ = t.mm.address_space().clone();
-        match t.context.switch(&as_, &mut t.regs) {
+        let event = t.context.switch(&as_, &mut t.regs);
+        if let Some(pid) = t.context.host_process() {
+            t.handle.tg.note_host_process(pid);
+        }
+        match event {
             Ok(Event::Syscall) => syscalls::dispatch(t),
             Ok(Event::Fault { addr, access, code }) => {
                 if let Err(e) = t.mm.handle_fault(addr, access) {

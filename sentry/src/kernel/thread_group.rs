@@ -2,6 +2,7 @@
 //! group-wide signal state, and exit status.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use rvisor_syscalls::types::SigAction;
@@ -63,6 +64,14 @@ pub struct ThreadGroup {
     pub child_events: WaitQueue,
     /// Notified when the group's own state changes (its threads wait on it while stopped).
     pub state_events: WaitQueue,
+    /// The host process running the group's guest code (a ptrace stub: its CPU clock is
+    /// the group's CPU time), the CPU time of earlier ones (before an execve), and of the
+    /// waited-for children, in ns. A vfork child shares its parent's host process and is
+    /// not measured until it execs.
+    host_process: AtomicI32,
+    pub cpu_untracked: AtomicBool,
+    cpu_base_ns: AtomicU64,
+    pub children_cpu_ns: AtomicU64,
 }
 
 impl ThreadGroup {
@@ -86,6 +95,10 @@ impl ThreadGroup {
             handlers: Mutex::new(handlers),
             child_events: WaitQueue::new(),
             state_events: WaitQueue::new(),
+            host_process: AtomicI32::new(0),
+            cpu_untracked: AtomicBool::new(false),
+            cpu_base_ns: AtomicU64::new(0),
+            children_cpu_ns: AtomicU64::new(0),
         })
     }
 
@@ -117,6 +130,30 @@ impl ThreadGroup {
             TgState::Exiting(s) | TgState::Zombie(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// Records the host process that runs the group's guest code (after every switch;
+    /// only a change costs anything).
+    pub fn note_host_process(&self, pid: i32) {
+        if self.host_process.load(Ordering::Relaxed) != pid && !self.cpu_untracked.load(Ordering::Relaxed) {
+            self.fold_cpu_time();
+            self.host_process.store(pid, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds the current host process's CPU time to the total and forgets it (before it goes
+    /// away: execve, exit).
+    pub fn fold_cpu_time(&self) {
+        let old = self.host_process.swap(0, Ordering::Relaxed);
+        if let Some(d) = rvisor_platform::host_process_cpu_time(old) {
+            self.cpu_base_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// CPU time the group's guest code has used (ns).
+    pub fn cpu_time_ns(&self) -> u64 {
+        let cur = rvisor_platform::host_process_cpu_time(self.host_process.load(Ordering::Relaxed)).map_or(0, |d| d.as_nanos() as u64);
+        self.cpu_base_ns.load(Ordering::Relaxed) + cur
     }
 
     /// Whether the group can still receive signals and run.

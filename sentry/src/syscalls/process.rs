@@ -3,7 +3,7 @@
 use rvisor_syscalls::flags::arch_prctl::*;
 use rvisor_syscalls::flags::prctl::*;
 use rvisor_syscalls::flags::rlimit::{RLIMIT_NOFILE, RLIM_NLIMITS};
-use rvisor_syscalls::types::{Rlimit, Rusage, Tms};
+use rvisor_syscalls::types::{Rlimit, Rusage, Timeval, Tms};
 use rvisor_syscalls::Errno;
 
 use std::sync::Arc;
@@ -367,20 +367,36 @@ pub fn prlimit64(t: &mut Task, a: &Args) -> SysResult {
     Ok(0)
 }
 
-/// getrusage(2). CPU time is not accounted per guest task yet: the fields read zero.
+/// getrusage(2): CPU time is the guest's, measured on the host process that runs its code
+/// (all of it reported as user time; RUSAGE_THREAD reports the whole process's); the other
+/// fields read zero.
 pub fn getrusage(t: &mut Task, a: &Args) -> SysResult {
-    let who = a[0] as i32;
-    if !matches!(who, 0 | -1 | 1) {
-        return Err(Errno::EINVAL);
-    }
-    t.write_obj(a[1], &Rusage::default())?;
+    const RUSAGE_SELF: i32 = 0;
+    const RUSAGE_CHILDREN: i32 = -1;
+    const RUSAGE_THREAD: i32 = 1;
+    let ns = match a[0] as i32 {
+        RUSAGE_SELF => t.tg().cpu_time_ns(),
+        RUSAGE_CHILDREN => t.tg().children_cpu_ns.load(std::sync::atomic::Ordering::Relaxed),
+        // Threads of a process share one host process: a thread's own share is not known.
+        RUSAGE_THREAD => t.tg().cpu_time_ns(),
+        _ => return Err(Errno::EINVAL),
+    };
+    let ru = Rusage { ru_utime: Timeval { tv_sec: (ns / 1_000_000_000) as i64, tv_usec: ((ns % 1_000_000_000) / 1000) as i64 }, ..Default::default() };
+    t.write_obj(a[1], &ru)?;
     Ok(0)
 }
 
-/// times(2): clock ticks since boot; per-process CPU times are not accounted yet.
+/// times(2): the guest's CPU time in clock ticks (USER_HZ = 100), and ticks since boot.
 pub fn times(t: &mut Task, a: &Args) -> SysResult {
+    let ticks = |ns: u64| (ns / 10_000_000) as i64;
     if a[0] != 0 {
-        t.write_obj(a[0], &Tms::default())?;
+        let tms = Tms {
+            tms_utime: ticks(t.tg().cpu_time_ns()),
+            tms_stime: 0,
+            tms_cutime: ticks(t.tg().children_cpu_ns.load(std::sync::atomic::Ordering::Relaxed)),
+            tms_cstime: 0,
+        };
+        t.write_obj(a[0], &tms)?;
     }
     Ok((t.kernel.boot_time.elapsed().as_millis() / 10) as u64)
 }

@@ -28,8 +28,22 @@ fn host_clock(clock: i32) -> Result<Timespec, Errno> {
     Ok(Timespec { tv_sec: ts.tv_sec, tv_nsec: ts.tv_nsec })
 }
 
+/// The guest's own CPU-time clocks (the host's would measure the sentry).
+fn cpu_clock(t: &Task, clock: i32) -> Option<Timespec> {
+    let ns = match clock {
+        CLOCK_PROCESS_CPUTIME_ID => t.tg().cpu_time_ns(),
+        // Threads share one host process: a thread's own share is not known yet.
+        CLOCK_THREAD_CPUTIME_ID => t.tg().cpu_time_ns(),
+        _ => return None,
+    };
+    Some(Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 })
+}
+
 pub fn clock_gettime(t: &mut Task, a: &Args) -> SysResult {
-    let ts = host_clock(a[0] as i32)?;
+    let ts = match cpu_clock(t, a[0] as i32) {
+        Some(ts) => ts,
+        None => host_clock(a[0] as i32)?,
+    };
     t.write_obj(a[1], &ts)?;
     Ok(0)
 }
