@@ -100,3 +100,14 @@ fn first_guest_process_has_pid_1() {
 fn getrusage_times_and_cpu_clocks_measure_the_guests_cpu_time() {
     assert_same(&Cmd::new(progs::CPUTIME));
 }
+
+/// A documented difference: natively `int 0x80` runs the i386 syscall; rvisor refuses it
+/// with ENOSYS instead of misreading it as the x86_64 syscall with the same number.
+#[test]
+fn int_0x80_syscalls_get_enosys_not_the_x86_64_call_of_that_number() {
+    let native = run_native(&Cmd::new(progs::INT80));
+    assert_eq!(native.stdout_str(), "int 0x80 getpid: the pid\n", "{}", native.dump());
+    let o = run_rvisor(&[], &Cmd::new(progs::INT80));
+    o.assert_code(0);
+    assert_eq!(o.stdout_str(), "int 0x80 getpid: ENOSYS\n", "{}", o.dump());
+}

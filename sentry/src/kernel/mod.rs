@@ -152,6 +152,14 @@ impl Kernel {
         self.next_tid.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Logs a 32-bit syscall (int 0x80/sysenter), which rvisor does not emulate, once.
+    pub fn report_legacy_syscall(&self, nr: u64, comm: &[u8]) {
+        static LOGGED: AtomicBool = AtomicBool::new(false);
+        if !LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(nr, program = %String::from_utf8_lossy(comm), "32-bit syscall (int 0x80/sysenter) refused with ENOSYS");
+        }
+    }
+
     /// Logs an unimplemented syscall, once per number.
     pub fn report_unimplemented(&self, nr: u64, comm: &[u8]) {
         let name = rvisor_syscalls::nr::name(nr).unwrap_or("unknown");

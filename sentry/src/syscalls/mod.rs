@@ -224,6 +224,15 @@ pub fn support_table() -> Vec<(usize, &'static str, Support)> {
 
 /// Runs the syscall the task trapped on and stores the result in rax.
 pub fn dispatch(t: &mut Task) {
+    // The `syscall` instruction leaves the return address in rcx; a legacy 32-bit entry
+    // (`int 0x80`, `sysenter`) does not. Those use the i386 table and argument registers,
+    // which rvisor does not emulate: they fail with ENOSYS instead of being misread as
+    // x86_64 calls.
+    if t.regs.rcx != t.regs.rip && is_legacy_entry(t) {
+        t.kernel.report_legacy_syscall(t.regs.orig_rax, &t.comm);
+        t.regs.rax = Errno::ENOSYS.as_return();
+        return;
+    }
     let n = t.regs.orig_rax;
     let args: Args = [t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9];
     let result = match usize::try_from(n).ok().and_then(lookup) {
@@ -246,4 +255,13 @@ pub fn dispatch(t: &mut Task) {
         }
         Err(e) => e.as_return(),
     };
+}
+
+/// Whether the trapping instruction (just before rip) is `int 0x80` or `sysenter`.
+fn is_legacy_entry(t: &Task) -> bool {
+    let mut insn = [0u8; 2];
+    match t.regs.rip.checked_sub(2) {
+        Some(at) if t.mm.copy_in(at, &mut insn).is_ok() => insn == [0xcd, 0x80] || insn == [0x0f, 0x34],
+        _ => false,
+    }
 }
