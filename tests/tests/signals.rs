@@ -89,3 +89,8 @@ fn signal_frames_siginfo_altstack_nodefer_resethand_match_native() {
     let (native, _) = assert_same_as_init(&Cmd::new(prog));
     native.assert_code(0);
 }
+
+#[test]
+fn cpu_time_interval_timers_fire_while_the_process_spins() {
+    assert_same(&Cmd::new(progs::ITIMER_CPU));
+}

@@ -1,11 +1,13 @@
-//! Per-process real-time interval timers (alarm(2), setitimer(ITIMER_REAL)), served by one
-//! timer thread per sandbox that sends SIGALRM when a timer expires.
+//! Per-process interval timers: real time (alarm(2), ITIMER_REAL → SIGALRM) and CPU time
+//! (ITIMER_VIRTUAL → SIGVTALRM, ITIMER_PROF → SIGPROF), served by one timer thread per
+//! sandbox. CPU timers are checked every 10 ms against the process's CPU time (the ptrace
+//! platform cannot tell user from system time, so both count the whole).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use rvisor_syscalls::flags::signal::SIGALRM;
+use rvisor_syscalls::flags::signal::{SIGALRM, SIGPROF, SIGVTALRM};
 
 use super::signal::{send_to_group, SignalInfo};
 use super::thread_group::ThreadGroup;
@@ -17,9 +19,27 @@ struct RealTimer {
     tg: Weak<ThreadGroup>,
 }
 
+/// Which CPU-time timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CpuTimerKind {
+    Virtual,
+    Prof,
+}
+
+struct CpuTimer {
+    /// Fires when the group's CPU time reaches this many ns.
+    deadline_ns: u64,
+    interval_ns: u64,
+    tg: Weak<ThreadGroup>,
+}
+
+/// How often armed CPU-time timers are checked.
+const CPU_TICK: Duration = Duration::from_millis(10);
+
 #[derive(Default)]
 struct State {
     timers: HashMap<i32, RealTimer>,
+    cpu_timers: HashMap<(i32, CpuTimerKind), CpuTimer>,
     kernel: Option<Weak<Kernel>>,
     thread_started: bool,
 }
@@ -49,6 +69,41 @@ impl Timers {
         if !value.is_zero() {
             st.timers.insert(tg.tgid, RealTimer { deadline: now + value, interval, tg: Arc::downgrade(tg) });
         }
+        self.start_thread(&mut st, k);
+        cv.notify_all();
+        old
+    }
+
+    /// Arms or disarms a CPU-time timer of the group; returns the old remaining CPU time and
+    /// interval.
+    pub fn set_cpu(&self, k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, kind: CpuTimerKind, value: Duration, interval: Duration) -> (Duration, Duration) {
+        let (lock, cv) = &*self.shared;
+        let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let used = tg.cpu_time_ns();
+        let old = st
+            .cpu_timers
+            .remove(&(tg.tgid, kind))
+            .map(|t| (Duration::from_nanos(t.deadline_ns.saturating_sub(used)), Duration::from_nanos(t.interval_ns)))
+            .unwrap_or_default();
+        if !value.is_zero() {
+            let timer = CpuTimer { deadline_ns: used + value.as_nanos() as u64, interval_ns: interval.as_nanos() as u64, tg: Arc::downgrade(tg) };
+            st.cpu_timers.insert((tg.tgid, kind), timer);
+        }
+        self.start_thread(&mut st, k);
+        cv.notify_all();
+        old
+    }
+
+    /// The remaining CPU time and interval of a CPU-time timer (zero when disarmed).
+    pub fn get_cpu(&self, tg: &ThreadGroup, kind: CpuTimerKind) -> (Duration, Duration) {
+        let st = self.shared.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.cpu_timers
+            .get(&(tg.tgid, kind))
+            .map(|t| (Duration::from_nanos(t.deadline_ns.saturating_sub(tg.cpu_time_ns())), Duration::from_nanos(t.interval_ns)))
+            .unwrap_or_default()
+    }
+
+    fn start_thread(&self, st: &mut State, k: &Arc<Kernel>) {
         if st.kernel.is_none() {
             st.kernel = Some(Arc::downgrade(k));
         }
@@ -58,8 +113,6 @@ impl Timers {
                 st.thread_started = true;
             }
         }
-        cv.notify_all();
-        old
     }
 
     /// The remaining time and interval of the group's timer (zero when disarmed).
@@ -68,9 +121,11 @@ impl Timers {
         st.timers.get(&tgid).map(|t| (t.deadline.saturating_duration_since(Instant::now()), t.interval)).unwrap_or_default()
     }
 
-    /// Drops the timer of an exited group.
+    /// Drops the timers of an exited group.
     pub fn remove(&self, tgid: i32) {
-        self.shared.0.lock().unwrap_or_else(|p| p.into_inner()).timers.remove(&tgid);
+        let mut st = self.shared.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.timers.remove(&tgid);
+        st.cpu_timers.retain(|(g, _), _| *g != tgid);
     }
 }
 
@@ -79,12 +134,31 @@ fn timer_thread(shared: Arc<(Mutex<State>, Condvar)>) {
     let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let now = Instant::now();
-        let mut fire: Vec<Arc<ThreadGroup>> = Vec::new();
+        let mut fire: Vec<(Arc<ThreadGroup>, u32)> = Vec::new();
         let mut next: Option<Instant> = None;
+        st.cpu_timers.retain(|&(_, kind), t| {
+            let Some(tg) = t.tg.upgrade() else { return false };
+            if tg.cpu_time_ns() < t.deadline_ns {
+                return true;
+            }
+            let sig = match kind {
+                CpuTimerKind::Virtual => SIGVTALRM,
+                CpuTimerKind::Prof => SIGPROF,
+            };
+            fire.push((tg, sig));
+            if t.interval_ns == 0 {
+                return false;
+            }
+            t.deadline_ns += t.interval_ns;
+            true
+        });
+        if !st.cpu_timers.is_empty() {
+            next = Some(now + CPU_TICK);
+        }
         st.timers.retain(|_, t| {
             if t.deadline <= now {
                 if let Some(tg) = t.tg.upgrade() {
-                    fire.push(tg);
+                    fire.push((tg, SIGALRM));
                 }
                 if t.interval.is_zero() {
                     return false;
@@ -98,8 +172,8 @@ fn timer_thread(shared: Arc<(Mutex<State>, Condvar)>) {
             let k = st.kernel.as_ref().and_then(Weak::upgrade);
             drop(st);
             if let Some(k) = k {
-                for tg in fire {
-                    send_to_group(&k, &tg, SignalInfo::kernel(SIGALRM), false);
+                for (tg, sig) in fire {
+                    send_to_group(&k, &tg, SignalInfo::kernel(sig), false);
                 }
             }
             st = lock.lock().unwrap_or_else(|p| p.into_inner());

@@ -11,6 +11,7 @@ use rvisor_syscalls::Errno;
 use super::{Args, SysResult};
 use crate::kernel::signal::{code, send_to_group, send_to_thread, set_mask, SignalInfo, UNBLOCKABLE};
 use crate::kernel::thread_group::{TgState, ThreadGroup};
+use crate::kernel::timer::CpuTimerKind;
 use crate::kernel::wait::block_on;
 use crate::kernel::Task;
 
@@ -392,9 +393,11 @@ pub fn setitimer(t: &mut Task, a: &Args) -> SysResult {
             let (k, tg) = (t.kernel.clone(), t.tg().clone());
             k.timers.set_real(&k, &tg, value, interval)
         }
-        // CPU-time timers need guest CPU accounting, which the ptrace platform does not
-        // provide yet: they are accepted and never fire.
-        ITIMER_VIRTUAL | ITIMER_PROF => (Duration::ZERO, Duration::ZERO),
+        ITIMER_VIRTUAL | ITIMER_PROF => {
+            let kind = if which == ITIMER_VIRTUAL { CpuTimerKind::Virtual } else { CpuTimerKind::Prof };
+            let (k, tg) = (t.kernel.clone(), t.tg().clone());
+            k.timers.set_cpu(&k, &tg, kind, value, interval)
+        }
         _ => return Err(Errno::EINVAL),
     };
     if old_addr != 0 {
@@ -406,7 +409,8 @@ pub fn setitimer(t: &mut Task, a: &Args) -> SysResult {
 pub fn getitimer(t: &mut Task, a: &Args) -> SysResult {
     let (value, interval) = match a[0] {
         ITIMER_REAL => t.kernel.timers.get_real(t.tgid()),
-        ITIMER_VIRTUAL | ITIMER_PROF => (Duration::ZERO, Duration::ZERO),
+        ITIMER_VIRTUAL => t.kernel.timers.get_cpu(t.tg(), CpuTimerKind::Virtual),
+        ITIMER_PROF => t.kernel.timers.get_cpu(t.tg(), CpuTimerKind::Prof),
         _ => return Err(Errno::EINVAL),
     };
     write_itimerval(t, a[1], value, interval)?;
