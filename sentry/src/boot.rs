@@ -12,11 +12,11 @@ use rvisor_syscalls::Errno;
 use serde::{Deserialize, Serialize};
 
 use rvisor_syscalls::flags::signal::SS_DISABLE;
-use rvisor_syscalls::types::{SigAction, SigAltStack, SigSet};
+use rvisor_syscalls::types::{Rlimit, SigAction, SigAltStack, SigSet};
 
 use crate::kernel::clone::{spawn, Prepare, TaskSeed};
 use crate::kernel::exec::{find_executable, initial_regs, load_image};
-use crate::kernel::fdtable::FdTable;
+use crate::kernel::fdtable::{FdTable, NR_OPEN};
 use crate::kernel::task::{default_rlimits, Creds, ExitStatus, FsContext};
 use crate::kernel::{Kernel, TaskHandle, ThreadGroup, UtsInfo};
 use crate::mm::MemoryFile;
@@ -42,6 +42,10 @@ pub struct BootSpec {
     pub kernel_release: String,
     /// Whether the root filesystem is mounted read-only.
     pub root_read_only: bool,
+    /// Resource limits of the first process, as (resource, soft, hard); the others keep
+    /// Linux's defaults for a new init.
+    #[serde(default)]
+    pub rlimits: Vec<(u32, u64, u64)>,
 }
 
 /// Failures of starting the sandbox, each a clear message for a person.
@@ -111,6 +115,22 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
     start_init(&kernel, spec, fds)?;
     Ok(kernel.wait_for_init())
 }
+/// Linux's defaults with the spec's limits applied (invalid entries are ignored, and no
+/// hard limit of open files beyond the sandbox's fd-table ceiling).
+fn initial_rlimits(spec: &[(u32, u64, u64)]) -> [Rlimit; rvisor_syscalls::flags::rlimit::RLIM_NLIMITS] {
+    use rvisor_syscalls::flags::rlimit::RLIMIT_NOFILE;
+    let mut r = default_rlimits();
+    for &(res, cur, max) in spec {
+        let (cur, max) = if res == RLIMIT_NOFILE { (cur.min(NR_OPEN), max.min(NR_OPEN)) } else { (cur, max) };
+        if let Some(slot) = r.get_mut(res as usize) {
+            if cur <= max {
+                *slot = Rlimit { rlim_cur: cur, rlim_max: max };
+            }
+        }
+    }
+    r
+}
+
 /// Whether `parent/name` does not exist or is an empty directory.
 fn dir_is_empty_or_missing(parent: &Arc<Dentry>, name: &[u8]) -> bool {
     let Ok(d) = parent.child(name) else { return true };
@@ -164,7 +184,7 @@ fn start_init(kernel: &Arc<Kernel>, spec: BootSpec, fds: FdTable) -> Result<(), 
         fds: Arc::new(Mutex::new(fds)),
         fs: Arc::new(Mutex::new(fs)),
         creds,
-        rlimits: Arc::new(Mutex::new(default_rlimits())),
+        rlimits: Arc::new(Mutex::new(initial_rlimits(&spec.rlimits))),
         comm: Vec::new(),
         clear_child_tid: 0,
         altstack: SigAltStack { ss_flags: SS_DISABLE, ..Default::default() },

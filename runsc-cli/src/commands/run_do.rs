@@ -34,6 +34,17 @@ fn open_dir(path: &str) -> anyhow::Result<OwnedFd> {
     Ok(dir.into())
 }
 
+/// The caller's resource limits, as (resource, soft, hard).
+fn caller_rlimits() -> Vec<(u32, u64, u64)> {
+    (0..rvisor_syscalls::flags::rlimit::RLIM_NLIMITS as u32)
+        .filter_map(|res| {
+            let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: `r` is a valid out-pointer; an unknown resource only fails the call.
+            (unsafe { libc::getrlimit(res as _, &mut r) } == 0).then_some((res, r.rlim_cur, r.rlim_max))
+        })
+        .collect()
+}
+
 fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
@@ -64,6 +75,8 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         hostname: hostname(),
         kernel_release: g.kernel_release.clone(),
         root_read_only: !args.writable,
+        // Like a program started from this shell, the command keeps the caller's limits.
+        rlimits: caller_rlimits(),
     };
 
     let (sentry_end, gofer_end) = rvisor_gofer::socketpair().context("do: gofer socket")?;
