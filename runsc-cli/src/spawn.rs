@@ -10,13 +10,17 @@ pub fn self_command() -> std::io::Result<Command> {
 }
 
 /// Makes `fds` survive the exec of `cmd` (at their current numbers, which the caller passes
-/// on the command line).
+/// on the command line), and makes the child die with the calling thread (PDEATHSIG).
 pub fn inherit_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>]) {
     let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    // SAFETY: the closure runs in the forked child before exec and only calls fcntl, which
-    // is async-signal-safe; it allocates nothing (the Vec was built before fork).
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl and
+    // fcntl, which are async-signal-safe; it allocates nothing (the Vec was built before fork).
     unsafe {
         cmd.pre_exec(move || {
+            // The sandbox and gofer never outlive the command that started them.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             for &fd in &raw {
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
