@@ -79,6 +79,10 @@ pub mod progs {
     pub const CPUTIME: &str = env!("RVISOR_TEST_PROG_CPUTIME");
     /// `c/itimer_cpu.c`: ITIMER_PROF and ITIMER_VIRTUAL fire while the process spins.
     pub const ITIMER_CPU: &str = env!("RVISOR_TEST_PROG_ITIMER_CPU");
+    /// `c/epoll.c`: epoll (LT, ET, ONESHOT, nesting, pwait masks) and eventfd.
+    pub const EPOLL: &str = env!("RVISOR_TEST_PROG_EPOLL");
+    /// `c/socketpair.c`: AF_UNIX socketpair stream/dgram/seqpacket semantics.
+    pub const SOCKETPAIR: &str = env!("RVISOR_TEST_PROG_SOCKETPAIR");
     /// `c/fuzz.c`: a seeded random syscall driver (run only in rvisor).
     pub const FUZZ: &str = env!("RVISOR_TEST_PROG_FUZZ");
     /// `c/int80.c`: a 32-bit `int 0x80` syscall from a 64-bit program.

@@ -49,6 +49,12 @@ impl Waker {
         self.interrupted.store(false, Ordering::SeqCst);
     }
 
+    /// Reads and clears the "woken" state without sleeping: whether a wake-up arrived since
+    /// the last wait or take (used by wakers no task sleeps on, as change notifications).
+    pub fn take_woken(&self) -> bool {
+        std::mem::replace(&mut *self.woken.lock().unwrap_or_else(|p| p.into_inner()), false)
+    }
+
     /// Sleeps until woken or `deadline`; returns false on timeout.
     fn wait(&self, deadline: Option<Instant>) -> bool {
         let mut w = self.woken.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,6 +3,7 @@
 //! Handlers are grouped by area. Each takes the task and the six raw argument registers,
 //! checks and converts its arguments, and calls into the subsystem that owns the semantics.
 
+mod epoll;
 mod fs;
 mod fs_mutate;
 mod futex;
@@ -12,6 +13,7 @@ mod pipe;
 mod poll;
 mod process;
 mod signal;
+mod socket;
 mod time;
 
 use rvisor_syscalls::nr::{self, MAX_NR};
@@ -80,6 +82,30 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::SELECT => (poll::select, F),
         nr::PSELECT6 => (poll::pselect6, F),
         nr::FUTEX => (futex::futex, P),
+        nr::SOCKET => (socket::socket, P),
+        nr::CONNECT => (socket::connect, P),
+        nr::ACCEPT => (socket::accept, P),
+        nr::SENDTO => (socket::sendto, P),
+        nr::RECVFROM => (socket::recvfrom, P),
+        nr::SENDMSG => (socket::sendmsg, P),
+        nr::RECVMSG => (socket::recvmsg, P),
+        nr::SHUTDOWN => (socket::shutdown, F),
+        nr::BIND => (socket::bind, P),
+        nr::LISTEN => (socket::listen, P),
+        nr::GETSOCKNAME => (socket::getsockname, P),
+        nr::GETPEERNAME => (socket::getpeername, P),
+        nr::SOCKETPAIR => (socket::socketpair, P),
+        nr::SETSOCKOPT => (socket::setsockopt, P),
+        nr::GETSOCKOPT => (socket::getsockopt, P),
+        nr::ACCEPT4 => (socket::accept4, P),
+        nr::EPOLL_CREATE => (epoll::epoll_create, F),
+        nr::EPOLL_CREATE1 => (epoll::epoll_create1, F),
+        nr::EPOLL_CTL => (epoll::epoll_ctl, P),
+        nr::EPOLL_WAIT => (epoll::epoll_wait, F),
+        nr::EPOLL_PWAIT => (epoll::epoll_pwait, F),
+        nr::EPOLL_PWAIT2 => (epoll::epoll_pwait2, F),
+        nr::EVENTFD => (epoll::eventfd, F),
+        nr::EVENTFD2 => (epoll::eventfd2, F),
         nr::SCHED_YIELD => (process::sched_yield, F),
         nr::MADVISE => (mm::madvise, P),
         nr::MREMAP => (mm::mremap, F),

@@ -241,9 +241,10 @@ pub fn rt_tgsigqueueinfo(t: &mut Task, a: &Args) -> SysResult {
     thread_signal(t, Some(tgid), tid, sig, info)
 }
 
-/// Blocks until a signal is delivered (the restart code makes delivery return EINTR).
+/// Blocks until a signal is delivered. Returns ERESTARTNOHAND: after a handler ran the call
+/// fails with EINTR (never restarted, SA_RESTART or not); otherwise it is restarted.
 fn wait_for_signal() -> SysResult {
-    block_on::<u64>(&[], None, || None)?;
+    let _ = block_on::<u64>(&[], None, || None);
     Err(Errno::ERESTARTNOHAND)
 }
 

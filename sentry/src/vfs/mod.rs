@@ -5,6 +5,8 @@
 //! into a [`FileDescription`] whose kind-specific behaviour is a [`FileImpl`].
 
 pub mod dentry;
+pub mod epoll;
+pub mod eventfd;
 pub mod devfs;
 pub mod file;
 pub mod gofer;
@@ -13,6 +15,7 @@ pub mod inode;
 pub mod path;
 pub mod synthetic;
 pub mod pipe;
+pub mod unix;
 pub mod tmpfs;
 
 pub use dentry::Dentry;
