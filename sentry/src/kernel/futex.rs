@@ -78,11 +78,7 @@ impl FutexMemory for MemoryManager {
 /// The table type the kernel holds (`Kernel::futex`).
 pub type KernelFutexTable = FutexTable<<MemoryManager as FutexMemory>::Key>;
 
-/// The sandbox's futex table.
-///
-/// TODO(kernel): add `pub futex: KernelFutexTable` (initialised with
-/// `KernelFutexTable::new()`) to [`Kernel`](super::Kernel) and return `&k.futex` here. Until
-/// then the table is process-wide, which is equivalent: one sentry process runs one sandbox.
+/// The sandbox's futex table (one per [`Kernel`](super::Kernel)).
 pub fn table_of(k: &super::Kernel) -> &KernelFutexTable {
     &k.futex
 }
