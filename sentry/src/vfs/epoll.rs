@@ -137,34 +137,19 @@ pub struct Epoll {
     gid: u32,
 }
 
-/// An epoll instance's address and a reference to it.
-type Registered = (usize, Weak<Epoll>);
-
-/// Every live epoll instance by the address of its `Epoll`, so an fd's file description
-/// can be recognised as an epoll (`FileImpl` has no downcast).
-static REGISTRY: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 /// Serialises adding epoll files to epoll files, so the loop check cannot race (Linux's
 /// epnested_mutex).
 static NESTING: Mutex<()> = Mutex::new(());
 
-fn registry() -> MutexGuard<'static, Vec<Registered>> {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The epoll instance behind `file`, if it is an epoll file.
 pub fn as_epoll(file: &FileDescription) -> Option<Arc<Epoll>> {
-    let addr = Arc::as_ptr(file.imp()) as *const () as usize;
-    registry().iter().find(|(a, _)| *a == addr).and_then(|(_, w)| w.upgrade())
+    file.imp().clone().into_any()?.downcast::<Epoll>().ok()
 }
 
 impl Epoll {
     /// A new, empty epoll instance.
     pub fn new(uid: u32, gid: u32) -> Arc<Epoll> {
-        let ep = Arc::new(Epoll { state: Mutex::new(State::default()), ctl_queue: WaitQueue::new(), uid, gid });
-        let mut reg = registry();
-        reg.retain(|(_, w)| w.strong_count() > 0);
-        reg.push((Arc::as_ptr(&ep) as usize, Arc::downgrade(&ep)));
-        ep
+        Arc::new(Epoll { state: Mutex::new(State::default()), ctl_queue: WaitQueue::new(), uid, gid })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -339,12 +324,14 @@ impl Drop for Epoll {
         for e in &st.entries {
             e.unregister();
         }
-        let me = self as *const Epoll as usize;
-        registry().retain(|(a, _)| *a != me);
     }
 }
 
 impl FileImpl for Epoll {
+    fn into_any(self: Arc<Self>) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        Some(self)
+    }
+
     fn read(&self, _buf: &mut [u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }

@@ -14,12 +14,12 @@
 //! its next send fails with ECONNREFUSED, later ones with ENOTCONN. Raising SIGPIPE is the
 //! syscall layer's job (Linux raises it only for SOCK_STREAM).
 //!
-//! The syscall layer finds the socket behind a file with [`as_unix`]. `FileImpl` has no
-//! downcast hook, so live sockets are kept in a registry keyed by their address.
+//! The syscall layer finds the socket behind a file with [`as_unix`], through
+//! [`FileImpl::into_any`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rvisor_syscalls::flags::ioctl::{FIONREAD, TIOCOUTQ};
@@ -52,13 +52,6 @@ const SHUTDOWN_MASK: u8 = 3;
 
 static NEXT_SOCK_INO: AtomicU64 = AtomicU64::new(5_000_000);
 
-/// Live sockets by address, for [`as_unix`].
-static REGISTRY: Mutex<BTreeMap<usize, Weak<UnixSocket>>> = Mutex::new(BTreeMap::new());
-
-fn registry() -> MutexGuard<'static, BTreeMap<usize, Weak<UnixSocket>>> {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn now() -> (i64, i64) {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     (d.as_secs() as i64, d.subsec_nanos() as i64)
@@ -66,8 +59,7 @@ fn now() -> (i64, i64) {
 
 /// The socket behind an open file, if it is an AF_UNIX socket.
 pub fn as_unix(imp: &Arc<dyn FileImpl>) -> Option<Arc<UnixSocket>> {
-    let key = Arc::as_ptr(imp) as *const () as usize;
-    registry().get(&key)?.upgrade()
+    imp.clone().into_any()?.downcast::<UnixSocket>().ok()
 }
 
 /// The socket types AF_UNIX supports.
@@ -207,9 +199,7 @@ pub struct UnixSocket {
 
 impl UnixSocket {
     fn register(sock: UnixSocket) -> Arc<UnixSocket> {
-        let sock = Arc::new(sock);
-        registry().insert(Arc::as_ptr(&sock) as *const () as usize, Arc::downgrade(&sock));
-        sock
+        Arc::new(sock)
     }
 
     fn new_end(conn: &Arc<Connection>, side: usize, cred: PeerCred, uid: u32, gid: u32) -> Arc<UnixSocket> {
@@ -620,7 +610,6 @@ fn two(ends: &mut [End; 2], me: usize) -> (&mut End, &mut End) {
 
 impl Drop for UnixSocket {
     fn drop(&mut self) {
-        registry().remove(&(self as *const UnixSocket as usize));
         {
             let mut st = self.conn.lock();
             let (me, peer) = (self.side, 1 - self.side);
@@ -643,6 +632,10 @@ impl Drop for UnixSocket {
 }
 
 impl FileImpl for UnixSocket {
+    fn into_any(self: Arc<Self>) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        Some(self)
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64, flags: u32) -> Result<usize, Errno> {
         self.recv(buf, flags & O_NONBLOCK != 0, false, false).map(|r| r.copied)
     }
