@@ -37,8 +37,9 @@ pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> Result<Own
     }
 }
 
-/// fstat(2), converted to the guest's `struct stat` (every field passed through).
-pub(crate) fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
+/// fstat(2), converted to the guest's `struct stat` (every field passed through). Also used
+/// by the sentry for the host fds the gofer donated.
+pub fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
     // SAFETY: an all-zero `struct stat` is a valid value to be overwritten.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a live, exclusively borrowed `struct stat` the kernel fills.

@@ -86,6 +86,8 @@ pub mod progs {
     pub const SOCKETPAIR: &str = env!("RVISOR_TEST_PROG_SOCKETPAIR");
     /// `c/fuzz.c`: a seeded random syscall driver (run only in rvisor).
     pub const FUZZ: &str = env!("RVISOR_TEST_PROG_FUZZ");
+    /// `c/mincore_huge.c`: mincore over a 64 GiB reserved mapping and across a hole.
+    pub const MINCORE_HUGE: &str = env!("RVISOR_TEST_PROG_MINCORE_HUGE");
     /// `c/int80.c`: a 32-bit `int 0x80` syscall from a 64-bit program.
     pub const INT80: &str = env!("RVISOR_TEST_PROG_INT80");
     /// `c/subreaper.c`: PR_SET_CHILD_SUBREAPER and PR_SET_PDEATHSIG.

@@ -34,3 +34,8 @@ fn mmap_64mib_mprotect_munmap_brk_match_native() {
 fn clock_gettime_and_nanosleep_facts_match_native() {
     same_as_native("time");
 }
+
+#[test]
+fn mincore_of_a_huge_reserved_mapping_and_across_a_hole_matches_native() {
+    assert_same(&Cmd::new(progs::MINCORE_HUGE));
+}

@@ -12,7 +12,7 @@ use crate::syscalls;
 /// Whether the task must leave its run loop: its own exit, its group's exit, or an exit
 /// request from an execve in another thread.
 fn must_exit(t: &Task) -> bool {
-    t.exit.is_some() || t.handle.exit_requested.load(Ordering::SeqCst) || t.tg().exit_status().is_some()
+    t.exit.is_some() || t.handle.exit_requested.load(Ordering::SeqCst) || t.tg().exiting.load(Ordering::SeqCst)
 }
 
 /// Runs `t` until it exits.

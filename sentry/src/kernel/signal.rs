@@ -238,6 +238,7 @@ pub fn group_exit(k: &Kernel, tg: &Arc<ThreadGroup>, status: ExitStatus) {
             return;
         }
         g.state = TgState::Exiting(status);
+        tg.exiting.store(true, std::sync::atomic::Ordering::SeqCst);
         g.stopped = false;
         g.threads.clone()
     };

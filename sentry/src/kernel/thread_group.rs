@@ -69,6 +69,9 @@ pub struct ThreadGroup {
     /// waited-for children, in ns. A vfork child shares its parent's host process and is
     /// not measured until it execs.
     host_process: AtomicI32,
+    /// Set once the group starts exiting: the run loop checks it on every return from the
+    /// guest without taking the group's lock.
+    pub exiting: AtomicBool,
     pub cpu_untracked: AtomicBool,
     cpu_base_ns: AtomicU64,
     pub children_cpu_ns: AtomicU64,
@@ -96,6 +99,7 @@ impl ThreadGroup {
             child_events: WaitQueue::new(),
             state_events: WaitQueue::new(),
             host_process: AtomicI32::new(0),
+            exiting: AtomicBool::new(false),
             cpu_untracked: AtomicBool::new(false),
             cpu_base_ns: AtomicU64::new(0),
             children_cpu_ns: AtomicU64::new(0),

@@ -155,6 +155,24 @@ pub fn sleep_until(deadline: Instant) -> Result<(), Errno> {
     }
 }
 
+/// Helpers for tests that block threads on wait queues.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::{mpsc, Arc};
+
+    use super::{current_waker, Waker};
+
+    /// Runs `f` on a new thread that first hands over its waker (so the test can interrupt it).
+    pub(crate) fn spawn_with_waker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> (Arc<Waker>, std::thread::JoinHandle<T>) {
+        let (tx, rx) = mpsc::channel();
+        let h = std::thread::spawn(move || {
+            tx.send(current_waker()).unwrap();
+            f()
+        });
+        (rx.recv().unwrap(), h)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

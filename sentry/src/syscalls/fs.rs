@@ -167,9 +167,13 @@ pub fn writev(t: &mut Task, a: &Args) -> SysResult {
     let f = t.file(fd_arg(a[0]))?;
     let iovs = read_iovecs(t, a[1], a[2])?;
     // Gather into one buffer so the write is one operation (atomic for pipes and terminals).
+    // At most WRITEV_MAX bytes per call: a larger writev returns a short count (allowed for
+    // every file kind, atomicity only matters up to PIPE_BUF), so a guest cannot make the
+    // sentry allocate gigabytes for one call.
+    const WRITEV_MAX: usize = 16 << 20;
     let mut buf = Vec::new();
     for v in &iovs {
-        let room = MAX_RW_COUNT - buf.len();
+        let room = WRITEV_MAX - buf.len();
         let k = (v.iov_len as usize).min(room);
         let start = buf.len();
         buf.resize(start + k, 0);

@@ -84,9 +84,23 @@ pub fn mremap(t: &mut Task, a: &Args) -> SysResult {
     t.mm.mremap(a[0], a[1], a[2], a[3] as u32, a[4])
 }
 
+/// mincore(2). The range may be huge (a reserved NORESERVE mapping), so it is answered in
+/// pieces, as Linux does: the sentry never holds more than one piece's vector, and a hole
+/// found after the first piece fails with ENOMEM after the earlier pieces were written.
 pub fn mincore(t: &mut Task, a: &Args) -> SysResult {
-    let v = t.mm.mincore(a[0], a[1])?;
-    t.mm.copy_out(a[2], &v)?;
+    const PIECE: u64 = (1 << 16) * 4096;
+    let (addr, len, out) = (a[0], a[1], a[2]);
+    if addr & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.checked_add(0xfff).ok_or(Errno::ENOMEM)? & !0xfff;
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(PIECE);
+        let v = t.mm.mincore(addr + done, n)?;
+        t.mm.copy_out(out + done / 4096, &v)?;
+        done += n;
+    }
     Ok(0)
 }
 

@@ -400,12 +400,11 @@ pub fn pselect6(t: &mut Task, a: &Args) -> SysResult {
 #[cfg(test)]
 mod tests {
     use std::os::fd::{FromRawFd, OwnedFd};
-    use std::sync::mpsc;
 
     use rvisor_syscalls::flags::open::O_NONBLOCK;
 
     use super::*;
-    use crate::kernel::wait::{current_waker, Waker};
+    use crate::kernel::wait::current_waker;
     use crate::vfs::host::HostStream;
     use crate::vfs::pipe::new_pipe;
 
@@ -417,15 +416,7 @@ mod tests {
         Timeout::after(Duration::from_millis(n))
     }
 
-    /// Runs `f` on a new thread that first hands over its waker.
-    fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> (Arc<Waker>, std::thread::JoinHandle<T>) {
-        let (tx, rx) = mpsc::channel();
-        let h = std::thread::spawn(move || {
-            tx.send(current_waker()).unwrap();
-            f()
-        });
-        (rx.recv().unwrap(), h)
-    }
+    use crate::kernel::wait::test_support::spawn_with_waker as spawn;
 
     #[test]
     fn poll_reports_pipe_readiness_transitions() {

@@ -1,7 +1,7 @@
 //! Files backed by host file descriptors: regular files donated by the gofer and the
 //! sandbox's stdin/stdout/stderr imported from the host.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, Weak};
 
 use rvisor_syscalls::flags::ioctl as io;
@@ -17,39 +17,9 @@ pub(crate) fn last_errno() -> Errno {
     Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// fstat(2) of a host fd, in the guest's layout.
+/// fstat(2) of a host fd, in the guest's layout (the gofer's conversion).
 pub(crate) fn host_fstat(fd: &OwnedFd) -> Result<Stat, Errno> {
-    // SAFETY: `st` is a plain C struct that fstat fills completely on success.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is an open descriptor owned by the caller and `st` is a valid out-pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(last_errno());
-    }
-    Ok(stat_from_host(&st))
-}
-
-/// Converts a host `struct stat` (same x86_64 layout) field by field.
-pub(crate) fn stat_from_host(st: &libc::stat) -> Stat {
-    Stat {
-        st_dev: st.st_dev,
-        st_ino: st.st_ino,
-        st_nlink: st.st_nlink,
-        st_mode: st.st_mode,
-        st_uid: st.st_uid,
-        st_gid: st.st_gid,
-        __pad0: 0,
-        st_rdev: st.st_rdev,
-        st_size: st.st_size,
-        st_blksize: st.st_blksize,
-        st_blocks: st.st_blocks,
-        st_atime: st.st_atime,
-        st_atime_nsec: st.st_atime_nsec,
-        st_mtime: st.st_mtime,
-        st_mtime_nsec: st.st_mtime_nsec,
-        st_ctime: st.st_ctime,
-        st_ctime_nsec: st.st_ctime_nsec,
-        __unused: [0; 3],
-    }
+    rvisor_gofer::host_fstat(fd.as_fd())
 }
 
 fn pread_host(fd: &OwnedFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {

@@ -423,14 +423,12 @@ pub fn new_pipe(flags: u32) -> (Arc<FileDescription>, Arc<FileDescription>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     use rvisor_syscalls::flags::limits::PIPE_BUF;
     use rvisor_syscalls::flags::mman::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 
     use super::*;
-    use crate::kernel::wait::{current_waker, Waker};
 
     const NB: u32 = O_NONBLOCK;
 
@@ -443,15 +441,7 @@ mod tests {
         }
     }
 
-    /// Runs `f` on a new thread that first hands over its waker.
-    fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> (Arc<Waker>, std::thread::JoinHandle<T>) {
-        let (tx, rx) = mpsc::channel();
-        let h = std::thread::spawn(move || {
-            tx.send(current_waker()).unwrap();
-            f()
-        });
-        (rx.recv().unwrap(), h)
-    }
+    use crate::kernel::wait::test_support::spawn_with_waker as spawn;
 
     #[test]
     fn a_blocked_reader_is_woken_by_a_writer_on_another_thread() {

@@ -688,10 +688,9 @@ impl FileImpl for UnixSocket {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc;
 
     use super::*;
-    use crate::kernel::wait::{current_waker, Waker};
+
 
     fn pair(ty: SockType) -> (Arc<UnixSocket>, Arc<UnixSocket>) {
         UnixSocket::pair(ty, PeerCred { pid: 1, uid: 0, gid: 0 }, 0, 0)
@@ -704,14 +703,7 @@ mod tests {
         Ok(buf)
     }
 
-    fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> (Arc<Waker>, std::thread::JoinHandle<T>) {
-        let (tx, rx) = mpsc::channel();
-        let h = std::thread::spawn(move || {
-            tx.send(current_waker()).unwrap();
-            f()
-        });
-        (rx.recv().unwrap(), h)
-    }
+    use crate::kernel::wait::test_support::spawn_with_waker as spawn;
 
     #[test]
     fn unix_stream_pair_is_bidirectional_and_merges_writes() {
