@@ -10,13 +10,19 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 
 # gcc + libc6-dev build the static C test programs; busybox-static provides /bin/busybox
 # and /usr/share/doc/busybox-static, which the tests read; python3 and perl are real
-# dynamically linked programs the tests run. (runsc is only for the bench.)
+# dynamically linked programs the tests run; sqlite3, git, procps (ps) and bsdutils
+# (script) are what the filesystem and terminal tests run in the sandbox. (runsc is only for
+# the bench.)
 missing=()
 command -v gcc >/dev/null || missing+=(gcc)
 installed libc6-dev || missing+=(libc6-dev)
 installed busybox-static || missing+=(busybox-static)
 installed python3 || missing+=(python3)
 installed perl || missing+=(perl)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v git >/dev/null || missing+=(git)
+command -v ps >/dev/null || missing+=(procps)
+command -v script >/dev/null || missing+=(bsdutils)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -7,7 +7,10 @@
 //! - `getppid`: a raw syscall round trip;
 //! - `open+fstat+read4k+close`: four file syscalls on a 16 KiB file the bench creates;
 //! - `/bin/true startup`: median wall time of the whole command over `--runs` runs;
-//! - `fork+exec+wait`: a guest spawning `/bin/true` and `python3 -c pass` and waiting.
+//! - `fork+exec+wait`: a guest spawning `/bin/true` and `python3 -c pass` and waiting;
+//! - `create+write4k+close+unlink`: file creation in /tmp and in a directory of the root
+//!   filesystem (the overlay's upper layer in rvisor by default);
+//! - `stat`: a path lookup of a file of the root filesystem.
 //!
 //! Usage: `cargo run --release -p rvisor-bench [-- --iterations N] [--runs M]`
 
@@ -343,6 +346,8 @@ fn try_main() -> Result<()> {
     let getppid = build_workload(&c_dir.join("getppid.c"), &work_dir)?;
     let file_read = build_workload(&c_dir.join("file_read.c"), &work_dir)?;
     let spawn = build_workload(&c_dir.join("spawn.c"), &work_dir)?;
+    let file_create = build_workload(&c_dir.join("file_create.c"), &work_dir)?;
+    let stat = build_workload(&c_dir.join("stat.c"), &work_dir)?;
 
     // A 16 KiB file for the file workload, visible to both sandboxes (they see the host's /).
     let data_dir = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
@@ -352,8 +357,13 @@ fn try_main() -> Result<()> {
         &data,
         (0..16384u32).map(|i| (i * 7) as u8).collect::<Vec<u8>>(),
     )?;
-    let result = bench(&opts, &exe_dir, &Workloads { getppid, file_read, spawn }, &data);
+    // A directory of the root filesystem that is not /tmp, for file creation there.
+    let root_dir = work_dir.join(format!("create-{}", std::process::id()));
+    std::fs::create_dir_all(&root_dir)?;
+    let w = Workloads { getppid, file_read, spawn, file_create, stat };
+    let result = bench(&opts, &exe_dir, &w, &data, &root_dir);
     let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(&root_dir);
     result
 }
 
@@ -362,6 +372,8 @@ struct Workloads {
     getppid: PathBuf,
     file_read: PathBuf,
     spawn: PathBuf,
+    file_create: PathBuf,
+    stat: PathBuf,
 }
 
 /// How a workload is measured and shown.
@@ -375,7 +387,7 @@ enum Kind {
     Startup,
 }
 
-fn bench(opts: &Options, exe_dir: &Path, w: &Workloads, data: &Path) -> Result<()> {
+fn bench(opts: &Options, exe_dir: &Path, w: &Workloads, data: &Path, root_dir: &Path) -> Result<()> {
     let (getppid, file_read, spawn) = (&w.getppid, &w.file_read, &w.spawn);
     let native = Runner {
         name: "native",
@@ -423,6 +435,21 @@ fn bench(opts: &Options, exe_dir: &Path, w: &Workloads, data: &Path) -> Result<(
             "fork+exec+wait python3 -c pass",
             vec![spawn.display().to_string(), py_spawns, "/usr/bin/python3".to_string(), "-c".to_string(), "pass".to_string()],
             Kind::LoopMs,
+        ),
+        (
+            "create+write4k+close+unlink /tmp",
+            vec![w.file_create.display().to_string(), n.clone(), "/tmp".to_string()],
+            Kind::Loop,
+        ),
+        (
+            "create+write4k+close+unlink rootfs",
+            vec![w.file_create.display().to_string(), n.clone(), root_dir.display().to_string()],
+            Kind::Loop,
+        ),
+        (
+            "stat /usr/bin/python3",
+            vec![w.stat.display().to_string(), n.clone(), "/usr/bin/python3".to_string()],
+            Kind::Loop,
         ),
     ];
     let mut rows = Vec::new();
