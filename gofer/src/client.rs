@@ -8,7 +8,11 @@ use rvisor_syscalls::Errno;
 
 pub use crate::error::GoferError;
 use crate::framing::{self, Received};
-use crate::protocol::{parse_frame, Op, Request, Response, MAX_MESSAGE, MAX_NAME};
+use crate::protocol::{
+    parse_frame, Op, Request, Response, AT_REMOVEDIR, MAX_MESSAGE, MAX_NAME, MAX_SYMLINK,
+    MAX_XATTR_NAME, MAX_XATTR_VALUE,
+};
+pub use crate::protocol::{setattr_valid, SetAttrMsg, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE};
 pub use crate::protocol::{DirEntry, Fid};
 
 /// A connection to a gofer server. Requests are serialised: each call sends one request and
@@ -114,6 +118,201 @@ impl GoferClient {
         }
     }
 
+    /// Creates the regular file `name` in directory `dir` (exclusively: EEXIST if the name
+    /// exists) with permission bits `mode` and owner `uid:gid`, opened with open(2)
+    /// access mode and status `flags`. Returns the new fid, its attributes and the opened
+    /// host descriptor (close-on-exec).
+    pub fn create(
+        &self,
+        dir: Fid,
+        name: &[u8],
+        flags: u32,
+        mode: u32,
+        (uid, gid): (u32, u32),
+    ) -> Result<(Fid, Stat, OwnedFd), GoferError> {
+        check_name(name)?;
+        let req = Request::Create {
+            dir,
+            name: name.to_vec(),
+            flags,
+            mode,
+            uid,
+            gid,
+        };
+        match self.call(&req)? {
+            (Response::New { fid, attr, .. }, Some(fd)) => Ok((fid, attr, fd)),
+            other => Err(unexpected(Op::Create, other)),
+        }
+    }
+
+    /// Creates the directory `name` in `dir`.
+    pub fn mkdir(
+        &self,
+        dir: Fid,
+        name: &[u8],
+        mode: u32,
+        (uid, gid): (u32, u32),
+    ) -> Result<(Fid, Stat), GoferError> {
+        check_name(name)?;
+        let req = Request::Mkdir {
+            dir,
+            name: name.to_vec(),
+            mode,
+            uid,
+            gid,
+        };
+        self.new_node(&req)
+    }
+
+    /// Creates the fifo, socket or empty regular file `name` in `dir` (`mode` includes
+    /// the type).
+    pub fn mknod(
+        &self,
+        dir: Fid,
+        name: &[u8],
+        mode: u32,
+        (uid, gid): (u32, u32),
+    ) -> Result<(Fid, Stat), GoferError> {
+        check_name(name)?;
+        let req = Request::Mknod {
+            dir,
+            name: name.to_vec(),
+            mode,
+            rdev: 0,
+            uid,
+            gid,
+        };
+        self.new_node(&req)
+    }
+
+    /// Creates the symlink `name` in `dir` pointing to `target`.
+    pub fn symlink(
+        &self,
+        dir: Fid,
+        name: &[u8],
+        target: &[u8],
+        (uid, gid): (u32, u32),
+    ) -> Result<(Fid, Stat), GoferError> {
+        check_name(name)?;
+        if target.len() >= MAX_SYMLINK {
+            return Err(GoferError::Errno(Errno::ENAMETOOLONG));
+        }
+        let req = Request::Symlink {
+            dir,
+            name: name.to_vec(),
+            target: target.to_vec(),
+            uid,
+            gid,
+        };
+        self.new_node(&req)
+    }
+
+    /// Adds the name `name` in `dir` for the node `target`.
+    pub fn link(&self, target: Fid, dir: Fid, name: &[u8]) -> Result<(), GoferError> {
+        check_name(name)?;
+        self.done(&Request::Link {
+            target,
+            dir,
+            name: name.to_vec(),
+        })
+    }
+
+    /// Removes `name` from `dir`: a directory if `remove_dir`, else anything else.
+    pub fn unlink(&self, dir: Fid, name: &[u8], remove_dir: bool) -> Result<(), GoferError> {
+        check_name(name)?;
+        let flags = if remove_dir { AT_REMOVEDIR } else { 0 };
+        self.done(&Request::Unlink {
+            dir,
+            name: name.to_vec(),
+            flags,
+        })
+    }
+
+    /// renameat2(2) of `old_name` in `old_dir` to `new_name` in `new_dir`.
+    pub fn rename(
+        &self,
+        old_dir: Fid,
+        old_name: &[u8],
+        new_dir: Fid,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<(), GoferError> {
+        check_name(old_name)?;
+        check_name(new_name)?;
+        self.done(&Request::Rename {
+            old_dir,
+            old_name: old_name.to_vec(),
+            new_dir,
+            new_name: new_name.to_vec(),
+            flags,
+        })
+    }
+
+    /// Changes the mode, owner, size or timestamps of `fid`.
+    pub fn setattr(&self, fid: Fid, attr: SetAttrMsg) -> Result<(), GoferError> {
+        self.done(&Request::Setattr { fid, attr })
+    }
+
+    /// The value of the extended attribute `name` of `fid`.
+    pub fn getxattr(&self, fid: Fid, name: &[u8]) -> Result<Vec<u8>, GoferError> {
+        check_xattr_name(name)?;
+        let req = Request::Getxattr {
+            fid,
+            name: name.to_vec(),
+        };
+        match self.call(&req)? {
+            (Response::Getxattr { value }, None) => Ok(value),
+            other => Err(unexpected(Op::Getxattr, other)),
+        }
+    }
+
+    /// Sets the extended attribute `name` of `fid` (`flags`: 0, XATTR_CREATE, XATTR_REPLACE).
+    pub fn setxattr(&self, fid: Fid, name: &[u8], value: &[u8], flags: u32) -> Result<(), GoferError> {
+        check_xattr_name(name)?;
+        if value.len() > MAX_XATTR_VALUE {
+            return Err(GoferError::Errno(Errno::E2BIG));
+        }
+        self.done(&Request::Setxattr {
+            fid,
+            name: name.to_vec(),
+            value: value.to_vec(),
+            flags,
+        })
+    }
+
+    /// The names of the extended attributes of `fid`, each NUL-terminated.
+    pub fn listxattr(&self, fid: Fid) -> Result<Vec<u8>, GoferError> {
+        match self.call(&Request::Listxattr { fid })? {
+            (Response::Listxattr { names }, None) => Ok(names),
+            other => Err(unexpected(Op::Listxattr, other)),
+        }
+    }
+
+    /// Removes the extended attribute `name` of `fid`.
+    pub fn removexattr(&self, fid: Fid, name: &[u8]) -> Result<(), GoferError> {
+        check_xattr_name(name)?;
+        self.done(&Request::Removexattr {
+            fid,
+            name: name.to_vec(),
+        })
+    }
+
+    /// Sends a request answered by [`Response::New`] without a descriptor.
+    fn new_node(&self, req: &Request) -> Result<(Fid, Stat), GoferError> {
+        match self.call(req)? {
+            (Response::New { fid, attr, .. }, None) => Ok((fid, attr)),
+            other => Err(unexpected(req.op(), other)),
+        }
+    }
+
+    /// Sends a request answered by [`Response::Done`].
+    fn done(&self, req: &Request) -> Result<(), GoferError> {
+        match self.call(req)? {
+            (Response::Done(_), None) => Ok(()),
+            other => Err(unexpected(req.op(), other)),
+        }
+    }
+
     /// Releases `fid`. Fids walked from it stay valid.
     pub fn clunk(&self, fid: Fid) -> Result<(), GoferError> {
         match self.call(&Request::Clunk { fid })? {
@@ -191,6 +390,21 @@ impl GoferClient {
             }
         }
     }
+}
+
+/// A name the protocol cannot carry fails here, with the errno the server would give.
+fn check_name(name: &[u8]) -> Result<(), GoferError> {
+    if name.len() > MAX_NAME {
+        return Err(GoferError::Errno(Errno::ENAMETOOLONG));
+    }
+    Ok(())
+}
+
+fn check_xattr_name(name: &[u8]) -> Result<(), GoferError> {
+    if name.is_empty() || name.len() > MAX_XATTR_NAME {
+        return Err(GoferError::Errno(Errno::ERANGE));
+    }
+    Ok(())
 }
 
 fn unexpected(op: Op, got: (Response, Option<OwnedFd>)) -> GoferError {

@@ -159,3 +159,250 @@ pub(crate) fn set_fl(fd: BorrowedFd<'_>, flags: i32) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Turns a host return value into a result (`-1` → the errno).
+fn check(r: libc::c_int) -> Result<(), Errno> {
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// openat(2) with O_CREAT: creates `name` in `dir` with permission bits `mode` (the
+/// process umask applies).
+pub(crate) fn openat_create(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    mode: u32,
+) -> Result<OwnedFd, Errno> {
+    loop {
+        // SAFETY: `name` is a NUL-terminated string alive for the call; `mode` is read as
+        // the variadic mode argument O_CREAT needs.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) };
+        if fd >= 0 {
+            // SAFETY: openat returned a new descriptor that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = last_errno();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// mkdirat(2).
+pub(crate) fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `name` is a NUL-terminated string alive for the call.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) })
+}
+
+/// mknodat(2) of a node that is not a device (rdev 0).
+pub(crate) fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `name` is a NUL-terminated string alive for the call.
+    check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) })
+}
+
+/// symlinkat(2).
+pub(crate) fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: both strings are NUL-terminated and alive for the call.
+    check(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })
+}
+
+/// linkat(2) with AT_EMPTY_PATH: a new name `name` in `dir` for the file `fd` refers to.
+pub(crate) fn link_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: both paths are NUL-terminated strings alive for the call.
+    check(unsafe {
+        libc::linkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    })
+}
+
+/// linkat(2) of one name to another, not following a symlink.
+pub(crate) fn linkat(
+    old_dir: BorrowedFd<'_>,
+    old_name: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new_name: &CStr,
+) -> Result<(), Errno> {
+    // SAFETY: both names are NUL-terminated strings alive for the call.
+    check(unsafe {
+        libc::linkat(
+            old_dir.as_raw_fd(),
+            old_name.as_ptr(),
+            new_dir.as_raw_fd(),
+            new_name.as_ptr(),
+            0,
+        )
+    })
+}
+
+/// unlinkat(2).
+pub(crate) fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> Result<(), Errno> {
+    // SAFETY: `name` is a NUL-terminated string alive for the call.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })
+}
+
+/// renameat2(2).
+pub(crate) fn renameat2(
+    old_dir: BorrowedFd<'_>,
+    old_name: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new_name: &CStr,
+    flags: u32,
+) -> Result<(), Errno> {
+    // SAFETY: both names are NUL-terminated strings alive for the call; the other
+    // arguments are integers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            old_dir.as_raw_fd(),
+            old_name.as_ptr(),
+            new_dir.as_raw_fd(),
+            new_name.as_ptr(),
+            flags,
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+/// fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW): changes the owner of
+/// the file `fd` (an O_PATH descriptor) refers to, never following a symlink.
+pub(crate) fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), Errno> {
+    // SAFETY: the path is a NUL-terminated empty string.
+    check(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+/// fchmodat2(fd, "", mode, AT_EMPTY_PATH): changes the mode of the file `fd` (an O_PATH
+/// descriptor) refers to. ENOSYS before Linux 6.6.
+pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
+    // SAFETY: the path is a NUL-terminated empty string; the rest are integers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+/// fchmod(2) on an open (not O_PATH) descriptor.
+pub(crate) fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
+    // SAFETY: fchmod takes only integers.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })
+}
+
+/// utimensat(fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW).
+pub(crate) fn utimens_fd(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> Result<(), Errno> {
+    // SAFETY: the path is a NUL-terminated empty string and `times` two live timespecs
+    // the kernel only reads.
+    check(unsafe {
+        libc::utimensat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            times.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+/// ftruncate(2).
+pub(crate) fn ftruncate(fd: BorrowedFd<'_>, size: i64) -> Result<(), Errno> {
+    loop {
+        // SAFETY: ftruncate takes only integers.
+        let r = unsafe { libc::ftruncate(fd.as_raw_fd(), size) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = last_errno();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// fgetxattr(2) into a buffer of `max` bytes.
+pub(crate) fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr, max: usize) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; max];
+    // SAFETY: `name` is NUL-terminated; `buf` is a live buffer of `buf.len()` bytes of which
+    // the kernel writes at most that many.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// fsetxattr(2).
+pub(crate) fn fsetxattr(
+    fd: BorrowedFd<'_>,
+    name: &CStr,
+    value: &[u8],
+    flags: i32,
+) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated; `value` is a live slice the kernel only reads.
+    check(unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+}
+
+/// flistxattr(2) into a buffer of `max` bytes.
+pub(crate) fn flistxattr(fd: BorrowedFd<'_>, max: usize) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; max];
+    // SAFETY: `buf` is a live buffer of `buf.len()` bytes; the kernel writes at most that many.
+    let n = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// fremovexattr(2).
+pub(crate) fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: `name` is a NUL-terminated string alive for the call.
+    check(unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) })
+}
+
+/// The effective user id of the gofer.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail and takes no arguments.
+    unsafe { libc::geteuid() }
+}

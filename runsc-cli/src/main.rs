@@ -31,9 +31,36 @@ pub struct GlobalFlags {
     /// Network mode: sandbox, host or none.
     #[arg(long, global = true, default_value = "sandbox")]
     pub network: String,
+    /// Root filesystem overlay: `memory` (the default: the sandbox's writes to its root
+    /// land in memory and the host tree is never changed) or `none` (writes go through the
+    /// gofer to the host tree).
+    #[arg(long, global = true, default_value = "memory", num_args = 0..=1, require_equals = true, default_missing_value = "memory")]
+    pub overlay: String,
+    /// runsc's spelling of --overlay: `root:memory`, `all:memory` or `none`.
+    #[arg(long, global = true, value_name = "MOUNTS:MEDIUM")]
+    pub overlay2: Option<String>,
     /// The kernel release the sandbox reports through uname(2).
     #[arg(long = "kernel-release", global = true, default_value = rvisor_sentry::DEFAULT_KERNEL_RELEASE)]
     pub kernel_release: String,
+}
+
+impl GlobalFlags {
+    /// Whether the root filesystem gets a memory-backed overlay (`--overlay2` wins over
+    /// `--overlay`).
+    pub fn root_overlay(&self) -> anyhow::Result<bool> {
+        if let Some(v) = &self.overlay2 {
+            return match v.as_str() {
+                "none" => Ok(false),
+                "root:memory" | "all:memory" => Ok(true),
+                other => anyhow::bail!("--overlay2={other}: expected root:memory, all:memory or none"),
+            };
+        }
+        match self.overlay.as_str() {
+            "memory" | "root:memory" | "all:memory" | "true" => Ok(true),
+            "none" | "false" => Ok(false),
+            other => anyhow::bail!("--overlay={other}: expected memory or none"),
+        }
+    }
 }
 
 #[derive(Debug, Parser)]

@@ -21,11 +21,15 @@ use crate::kernel::task::{default_rlimits, Creds, ExitStatus, FsContext};
 use crate::kernel::{Kernel, TaskHandle, ThreadGroup, UtsInfo};
 use crate::mm::MemoryFile;
 use crate::vfs::devfs::DevDir;
+use crate::vfs::mount::MountSpec;
+use crate::vfs::proc::{ProcFs, PROC_DEV};
 use crate::vfs::synthetic;
+use rvisor_syscalls::flags::mount::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME};
 use crate::vfs::gofer::GoferInode;
+use crate::vfs::overlay::Overlay;
 use crate::vfs::host::HostStream;
 use crate::vfs::tmpfs::Tmpfs;
-use crate::vfs::{Dentry, FileDescription, Lookup, Vfs};
+use crate::vfs::{Dentry, FileDescription, Inode, Lookup, Vfs};
 
 /// What the sandbox runs and how it presents itself. Passed from the CLI to `rvisor boot`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,6 +46,14 @@ pub struct BootSpec {
     pub kernel_release: String,
     /// Whether the root filesystem is mounted read-only.
     pub root_read_only: bool,
+    /// Give the first process a pseudo-terminal (`rvisor do --tty`): stdin is then the
+    /// CLI's console socket, not a stream to import.
+    #[serde(default)]
+    pub tty: bool,
+    /// Whether the root is an overlay: writes land in an in-memory upper layer and the
+    /// gofer's tree (served read-only) is never changed. Ignored with `root_read_only`.
+    #[serde(default)]
+    pub overlay: bool,
     /// Resource limits of the first process, as (resource, soft, hard); the others keep
     /// Linux's defaults for a new init.
     #[serde(default)]
@@ -89,31 +101,64 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
     let memory = MemoryFile::new()?;
     let platform: Arc<dyn Platform> = Arc::new(PtracePlatform::new(memory.fd())?);
     let client = Arc::new(GoferClient::new(gofer));
-    let root_inode = GoferInode::attach(client, memory.clone(), spec.root_read_only).map_err(BootError::Root)?;
+    let overlay = spec.overlay && !spec.root_read_only;
+    let gofer_root = GoferInode::attach(client, memory.clone(), spec.root_read_only || overlay).map_err(BootError::Root)?;
+    let root_inode: Arc<dyn Inode> = if overlay {
+        Overlay::new_root(gofer_root, memory.clone()).map_err(BootError::Root)?
+    } else {
+        gofer_root
+    };
     let root = Dentry::new_root(root_inode);
-    let dev = root.mount_child(b"dev", DevDir::new());
+    let vfs = Vfs::new(root.clone());
+    let mounts = vfs.mounts();
+    mounts.set_root_spec(if overlay {
+        MountSpec::new("overlay", "overlay", 0)
+    } else {
+        MountSpec::new("9p", "rvisor", if spec.root_read_only { MS_RDONLY } else { 0 })
+    });
+    let dev = mounts.mount(&root, b"dev", DevDir::new(), MountSpec::new("tmpfs", "none", MS_NOSUID).options("mode=755"));
     // Private in-memory filesystems: POSIX shared memory (shm_open, sem_open) in /dev/shm,
     // and a writable /tmp — like gVisor, only where the root's /tmp is empty or missing, so
     // files the root has there are never hidden.
-    dev.mount_child(b"shm", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0));
+    mounts.mount(&dev, b"shm", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0), MountSpec::new("tmpfs", "shm", MS_NOSUID | MS_NODEV).options("mode=1777"));
     if dir_is_empty_or_missing(&root, b"tmp") {
-        root.mount_child(b"tmp", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0));
+        mounts.mount(&root, b"tmp", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0), MountSpec::new("tmpfs", "tmpfs", 0).options("mode=1777"));
     }
     // The host's /proc and /sys must never be reachable through the gofer: the sandbox's
     // own procfs and sysfs are mounted there.
-    root.mount_child(b"proc", synthetic::empty_procfs());
-    root.mount_child(b"sys", synthetic::sysfs(crate::syscalls::online_cpus()));
+    let procfs = ProcFs::new(PROC_DEV);
+    mounts.mount(&root, b"proc", procfs.root(), MountSpec::new("proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME));
+    let sysfs = synthetic::sysfs(crate::syscalls::online_cpus());
+    mounts.mount(&root, b"sys", sysfs, MountSpec::new("sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME));
     let uts = UtsInfo { nodename: spec.hostname.clone(), release: spec.kernel_release.clone(), ..UtsInfo::default() };
-    let kernel = Kernel::new(platform, memory, Vfs::new(root.clone()), uts);
+    let kernel = Kernel::new(platform, memory, vfs, uts);
+    procfs.set_kernel(&kernel);
+
+    kernel.vfs.mounts().mount(&dev, b"pts", kernel.devpts.root(), MountSpec::new("devpts", "devpts", MS_NOSUID | MS_NOEXEC).options("gid=5,mode=620,ptmxmode=666"));
 
     let mut fds = FdTable::new();
-    for (i, fd) in stdio.into_iter().enumerate() {
-        let flags = host_access_mode(&fd).map_err(BootError::Stdio)?;
-        let file = FileDescription::new(Arc::new(HostStream::new(fd)), None, flags);
-        fds.install_at(i as i32, file, false, 3).map_err(|e| BootError::Stdio(std::io::Error::from_raw_os_error(e.0)))?;
+    let mut console = None;
+    if spec.tty {
+        // stdio[0] is the CLI's console socket (see vfs::devpts::console).
+        let [sock, _, _] = stdio;
+        let (bridge, file) = crate::vfs::devpts::console::attach(&kernel, sock).map_err(BootError::Stdio)?;
+        for i in 0..3 {
+            fds.install_at(i, file.clone(), false, 3).map_err(|e| BootError::Stdio(std::io::Error::from_raw_os_error(e.0)))?;
+        }
+        console = Some(bridge);
+    } else {
+        for (i, fd) in stdio.into_iter().enumerate() {
+            let flags = host_access_mode(&fd).map_err(BootError::Stdio)?;
+            let file = FileDescription::new(Arc::new(HostStream::new(fd)), None, flags);
+            fds.install_at(i as i32, file, false, 3).map_err(|e| BootError::Stdio(std::io::Error::from_raw_os_error(e.0)))?;
+        }
     }
     start_init(&kernel, spec, fds)?;
-    Ok(kernel.wait_for_init())
+    let status = kernel.wait_for_init();
+    if let Some(c) = console {
+        c.finish();
+    }
+    Ok(status)
 }
 /// Linux's defaults with the spec's limits applied (invalid entries are ignored, and no
 /// hard limit of open files beyond the sandbox's fd-table ceiling).
@@ -204,6 +249,10 @@ fn start_init(kernel: &Arc<Kernel>, spec: BootSpec, fds: FdTable) -> Result<(), 
                 seed.mm = Some(image.mm);
                 seed.regs = image.regs;
                 seed.comm = image.comm;
+                seed.handle.update_proc_info(|p| {
+                    p.exe = image.exe;
+                    p.args = image.args;
+                });
                 let _ = tx.send(Ok(()));
                 Ok(())
             }

@@ -112,6 +112,59 @@ pub mod fcntl {
     pub const F_SETPIPE_SZ: u32 = 1031;
     pub const F_GETPIPE_SZ: u32 = 1032;
     pub const FD_CLOEXEC: u32 = 1;
+    /// Open-file-description locks (owned by the description, not the process).
+    pub const F_OFD_GETLK: u32 = 36;
+    pub const F_OFD_SETLK: u32 = 37;
+    pub const F_OFD_SETLKW: u32 = 38;
+    /// memfd seals.
+    pub const F_ADD_SEALS: u32 = 1033;
+    pub const F_GET_SEALS: u32 = 1034;
+    pub const F_SEAL_SEAL: u32 = 0x0001;
+    pub const F_SEAL_SHRINK: u32 = 0x0002;
+    pub const F_SEAL_GROW: u32 = 0x0004;
+    pub const F_SEAL_WRITE: u32 = 0x0008;
+    pub const F_SEAL_FUTURE_WRITE: u32 = 0x0010;
+    /// `struct flock` `l_type` values.
+    pub const F_RDLCK: i16 = 0;
+    pub const F_WRLCK: i16 = 1;
+    pub const F_UNLCK: i16 = 2;
+}
+
+/// flock(2) operations.
+pub mod flock {
+    pub const LOCK_SH: u32 = 1;
+    pub const LOCK_EX: u32 = 2;
+    pub const LOCK_NB: u32 = 4;
+    pub const LOCK_UN: u32 = 8;
+}
+
+/// memfd_create(2) flags.
+pub mod memfd {
+    pub const MFD_CLOEXEC: u32 = 0x0001;
+    pub const MFD_ALLOW_SEALING: u32 = 0x0002;
+    pub const MFD_HUGETLB: u32 = 0x0004;
+    pub const MFD_NOEXEC_SEAL: u32 = 0x0008;
+    pub const MFD_EXEC: u32 = 0x0010;
+    /// The longest name (without the "memfd:" prefix), excluding the NUL.
+    pub const MFD_NAME_MAX: usize = 249;
+}
+
+/// splice(2), tee(2) and vmsplice(2) flags.
+pub mod splice {
+    pub const SPLICE_F_MOVE: u32 = 1;
+    pub const SPLICE_F_NONBLOCK: u32 = 2;
+    pub const SPLICE_F_MORE: u32 = 4;
+    pub const SPLICE_F_GIFT: u32 = 8;
+}
+
+/// openat2(2) `open_how.resolve` flags.
+pub mod resolve {
+    pub const RESOLVE_NO_XDEV: u64 = 0x01;
+    pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    pub const RESOLVE_BENEATH: u64 = 0x08;
+    pub const RESOLVE_IN_ROOT: u64 = 0x10;
+    pub const RESOLVE_CACHED: u64 = 0x20;
 }
 
 /// mmap(2), mprotect(2), madvise(2) and msync(2) values.
@@ -329,6 +382,87 @@ pub mod ioctl {
     pub const FIOCLEX: u32 = 0x5451;
     pub const FIONBIO: u32 = 0x5421;
     pub const FIOASYNC: u32 = 0x5452;
+    pub const TCSBRK: u32 = 0x5409;
+    pub const TCXONC: u32 = 0x540A;
+    pub const TIOCEXCL: u32 = 0x540C;
+    pub const TIOCNXCL: u32 = 0x540D;
+    pub const TIOCSTI: u32 = 0x5412;
+    pub const TIOCINQ: u32 = FIONREAD;
+    pub const TCSBRKP: u32 = 0x5425;
+    pub const TIOCGDEV: u32 = 0x8004_5432;
+    pub const TIOCGPTLCK: u32 = 0x8004_5439;
+    pub const TIOCGPTPEER: u32 = 0x5441;
+    pub const TIOCVHANGUP: u32 = 0x5437;
+}
+
+/// Terminal attributes (`struct termios` flags and `c_cc` indices, asm-generic values).
+pub mod termios {
+    // c_iflag
+    pub const IGNBRK: u32 = 0o1;
+    pub const BRKINT: u32 = 0o2;
+    pub const ISTRIP: u32 = 0o40;
+    pub const INLCR: u32 = 0o100;
+    pub const IGNCR: u32 = 0o200;
+    pub const ICRNL: u32 = 0o400;
+    pub const IUCLC: u32 = 0o1000;
+    pub const IXON: u32 = 0o2000;
+    pub const IXANY: u32 = 0o4000;
+    pub const IXOFF: u32 = 0o10000;
+    pub const IMAXBEL: u32 = 0o20000;
+    pub const IUTF8: u32 = 0o40000;
+    // c_oflag
+    pub const OPOST: u32 = 0o1;
+    pub const OLCUC: u32 = 0o2;
+    pub const ONLCR: u32 = 0o4;
+    pub const OCRNL: u32 = 0o10;
+    pub const ONOCR: u32 = 0o20;
+    pub const ONLRET: u32 = 0o40;
+    // c_cflag
+    pub const B38400: u32 = 0o17;
+    pub const CS8: u32 = 0o60;
+    pub const CREAD: u32 = 0o200;
+    pub const HUPCL: u32 = 0o2000;
+    // c_lflag
+    pub const ISIG: u32 = 0o1;
+    pub const ICANON: u32 = 0o2;
+    pub const ECHO: u32 = 0o10;
+    pub const ECHOE: u32 = 0o20;
+    pub const ECHOK: u32 = 0o40;
+    pub const ECHONL: u32 = 0o100;
+    pub const NOFLSH: u32 = 0o200;
+    pub const TOSTOP: u32 = 0o400;
+    pub const ECHOCTL: u32 = 0o1000;
+    pub const ECHOPRT: u32 = 0o2000;
+    pub const ECHOKE: u32 = 0o4000;
+    pub const FLUSHO: u32 = 0o10000;
+    pub const PENDIN: u32 = 0o40000;
+    pub const IEXTEN: u32 = 0o100000;
+    pub const EXTPROC: u32 = 0o200000;
+    // c_cc indices
+    pub const VINTR: usize = 0;
+    pub const VQUIT: usize = 1;
+    pub const VERASE: usize = 2;
+    pub const VKILL: usize = 3;
+    pub const VEOF: usize = 4;
+    pub const VTIME: usize = 5;
+    pub const VMIN: usize = 6;
+    pub const VSWTC: usize = 7;
+    pub const VSTART: usize = 8;
+    pub const VSTOP: usize = 9;
+    pub const VSUSP: usize = 10;
+    pub const VEOL: usize = 11;
+    pub const VREPRINT: usize = 12;
+    pub const VDISCARD: usize = 13;
+    pub const VWERASE: usize = 14;
+    pub const VLNEXT: usize = 15;
+    pub const VEOL2: usize = 16;
+    pub const NCCS: usize = 19;
+    // TCFLSH arguments
+    pub const TCIFLUSH: u64 = 0;
+    pub const TCOFLUSH: u64 = 1;
+    pub const TCIOFLUSH: u64 = 2;
+    /// Linux's `INIT_C_CC`: the control characters of a new terminal.
+    pub const INIT_C_CC: [u8; NCCS] = [3, 0o34, 0o177, 0o25, 4, 0, 1, 0, 0o21, 0o23, 0o32, 0, 0o22, 0o17, 0o27, 0o26, 0, 0, 0];
 }
 
 /// ELF auxiliary vector keys.
@@ -409,6 +543,40 @@ pub mod wait {
     pub const WCLONE: u32 = 0x8000_0000;
 }
 
+/// mount(2) and umount2(2) flags.
+pub mod mount {
+    pub const MS_RDONLY: u64 = 1;
+    pub const MS_NOSUID: u64 = 2;
+    pub const MS_NODEV: u64 = 4;
+    pub const MS_NOEXEC: u64 = 8;
+    pub const MS_SYNCHRONOUS: u64 = 16;
+    pub const MS_REMOUNT: u64 = 32;
+    pub const MS_MANDLOCK: u64 = 64;
+    pub const MS_DIRSYNC: u64 = 128;
+    pub const MS_NOSYMFOLLOW: u64 = 256;
+    pub const MS_NOATIME: u64 = 1024;
+    pub const MS_NODIRATIME: u64 = 2048;
+    pub const MS_BIND: u64 = 4096;
+    pub const MS_MOVE: u64 = 8192;
+    pub const MS_REC: u64 = 16384;
+    pub const MS_SILENT: u64 = 32768;
+    pub const MS_UNBINDABLE: u64 = 1 << 17;
+    pub const MS_PRIVATE: u64 = 1 << 18;
+    pub const MS_SLAVE: u64 = 1 << 19;
+    pub const MS_SHARED: u64 = 1 << 20;
+    pub const MS_RELATIME: u64 = 1 << 21;
+    pub const MS_STRICTATIME: u64 = 1 << 24;
+    pub const MS_LAZYTIME: u64 = 1 << 25;
+    /// Old magic number in the top half of the flags (ignored).
+    pub const MS_MGC_MSK: u64 = 0xffff_0000;
+    pub const MS_MGC_VAL: u64 = 0xc0ed_0000;
+
+    pub const MNT_FORCE: u32 = 1;
+    pub const MNT_DETACH: u32 = 2;
+    pub const MNT_EXPIRE: u32 = 4;
+    pub const UMOUNT_NOFOLLOW: u32 = 8;
+}
+
 /// Filesystem magic numbers of statfs(2).
 pub mod fsmagic {
     pub const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -470,4 +638,20 @@ pub mod futex {
     pub const FUTEX_WAITERS: u32 = 0x8000_0000;
     pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
     pub const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+}
+
+/// Extended attributes (`<linux/xattr.h>`, `<linux/limits.h>`).
+pub mod xattr {
+    /// setxattr(2): fail if the attribute exists.
+    pub const XATTR_CREATE: u32 = 0x1;
+    /// setxattr(2): fail unless the attribute exists.
+    pub const XATTR_REPLACE: u32 = 0x2;
+    /// Longest attribute name.
+    pub const XATTR_NAME_MAX: usize = 255;
+    /// Largest attribute value.
+    pub const XATTR_SIZE_MAX: usize = 65536;
+    /// Largest list of names.
+    pub const XATTR_LIST_MAX: usize = 65536;
+    /// The namespace unprivileged programs may use on regular files and directories.
+    pub const XATTR_USER_PREFIX: &[u8] = b"user.";
 }

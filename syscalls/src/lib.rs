@@ -2,6 +2,7 @@
 //! flags, and `#[repr(C)]` structs. Plain data: no host calls, no policy.
 
 pub mod errno;
+pub mod fdkinds;
 pub mod flags;
 pub mod nr;
 pub mod pod;

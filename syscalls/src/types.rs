@@ -268,6 +268,35 @@ pod!(
     PollFd,
 );
 
+/// `struct flock` (fcntl record locks).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flock {
+    pub l_type: i16,
+    pub l_whence: i16,
+    pub __pad: u32,
+    pub l_start: i64,
+    pub l_len: i64,
+    pub l_pid: i32,
+    pub __pad2: u32,
+}
+
+/// `struct open_how` (openat2).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenHow {
+    pub flags: u64,
+    pub mode: u64,
+    pub resolve: u64,
+}
+
+pod!(Flock, OpenHow);
+
+const _: () = {
+    assert!(core::mem::size_of::<Flock>() == 32);
+    assert!(core::mem::size_of::<OpenHow>() == 24);
+};
+
 // The ABI sizes; a mismatch here is a layout bug that would corrupt guest memory.
 const _: () = {
     use core::mem::size_of;

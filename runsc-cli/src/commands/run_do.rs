@@ -1,4 +1,5 @@
-//! `rvisor do`: run a command in a fresh sandbox over the host's root (read-only) or a
+//! `rvisor do`: run a command in a fresh sandbox over the host's root (behind an in-memory
+//! overlay by default, so the host tree is never changed) or a
 //! given root directory, without an OCI bundle.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -11,16 +12,21 @@ use crate::spawn::{global_args, inherit_fds, self_command};
 
 #[derive(Debug, clap::Args)]
 pub struct DoArgs {
-    /// Root directory of the sandbox (default: the host's /, read-only).
+    /// Root directory of the sandbox (default: the host's /).
     #[arg(long)]
     rootfs: Option<String>,
     /// Working directory inside the sandbox (default: the current directory when the root
     /// is the host's, else /).
     #[arg(long)]
     cwd: Option<String>,
-    /// Let the sandbox write to its root directory.
+    /// Let the sandbox write to its root directory: the same as the global
+    /// `--overlay=none`.
     #[arg(long)]
     writable: bool,
+    /// Give the command a pseudo-terminal as its stdio and controlling terminal (the
+    /// host terminal, if stdin is one, is put in raw mode while it runs).
+    #[arg(long, short = 't')]
+    tty: bool,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -58,6 +64,7 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
     if g.platform != "ptrace" {
         bail!("do: platform {:?} is not available; use --platform=ptrace", g.platform);
     }
+    let overlay = g.root_overlay()? && !args.writable;
     let rootfs = args.rootfs.clone().unwrap_or_else(|| "/".into());
     let root = open_dir(&rootfs)?;
     let cwd = match (&args.cwd, &args.rootfs) {
@@ -74,7 +81,10 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         additional_gids: Vec::new(),
         hostname: hostname(),
         kernel_release: g.kernel_release.clone(),
-        root_read_only: !args.writable,
+        // Either the sandbox's writes land in the overlay's memory, or they go through.
+        root_read_only: false,
+        overlay,
+        tty: args.tty,
         // Like a program started from this shell, the command keeps the caller's limits.
         rlimits: caller_rlimits(),
     };
@@ -85,7 +95,9 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
     gofer.args(global_args(g)).arg("gofer");
     gofer.arg(format!("--root-fd={}", std::os::fd::AsRawFd::as_raw_fd(&root)));
     gofer.arg(format!("--sock-fd={}", std::os::fd::AsRawFd::as_raw_fd(&gofer_end)));
-    if !args.writable {
+    if overlay {
+        // The gofer refuses every change: the host tree stays as it is even if the
+        // sentry misbehaves.
         gofer.arg("--read-only");
     }
     gofer.stdin(std::process::Stdio::null());
@@ -99,7 +111,17 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
     boot.arg(format!("--gofer-fd={}", std::os::fd::AsRawFd::as_raw_fd(&sentry_end)));
     boot.arg(format!("--spec={}", serde_json::to_string(&spec)?));
     inherit_fds(&mut boot, &[sentry_end.as_fd()]);
+    let mut console = None;
+    if args.tty {
+        // The sandbox's stdin and stdout are its end of the console socket.
+        let (cli_end, sandbox_end) = super::console::socketpair()?;
+        boot.stdin(std::process::Stdio::from(sandbox_end.try_clone().context("do: console socket")?));
+        boot.stdout(std::process::Stdio::from(sandbox_end));
+        console = Some(cli_end);
+    }
+    let console = console.map(super::console::HostConsole::start).transpose()?;
     let boot_child = boot.spawn();
+    drop(boot);
     drop(sentry_end);
     let mut boot_child = match boot_child {
         Ok(c) => c,
@@ -109,7 +131,11 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
             return Err(e).context("do: starting the sandbox");
         }
     };
-    let status = boot_child.wait().context("do: waiting for the sandbox")?;
+    let status = boot_child.wait().context("do: waiting for the sandbox");
+    if let Some(c) = console {
+        c.finish();
+    }
+    let status = status?;
     // The gofer ends when the sandbox's end of the connection closes.
     let _ = gofer_child.wait();
     if let Some(code) = status.code() {

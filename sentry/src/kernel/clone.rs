@@ -57,6 +57,8 @@ pub fn spawn(mut seed: TaskSeed, prepare: Option<Prepare>) -> Result<(), Errno> 
         .name(name)
         .spawn(move || {
             super::wait::set_current_waker(seed.handle.waker.clone());
+            super::task::set_current_kernel(seed.kernel.clone());
+            super::task::set_current_task(seed.handle.clone());
             if let Some(p) = prepare {
                 if let Err(e) = p(&mut seed) {
                     tracing::debug!(?e, "task setup failed");
@@ -95,6 +97,7 @@ pub fn spawn(mut seed: TaskSeed, prepare: Option<Prepare>) -> Result<(), Errno> 
                 restart_block: None,
                 exit: None,
             };
+            t.publish_proc_info();
             if let Some(fp) = &seed.fp {
                 if let Err(e) = t.context.set_fp_state(fp) {
                     tracing::warn!(error = %e, "cannot set the FPU state of a new task");
@@ -165,6 +168,11 @@ pub fn do_clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         tg.cpu_untracked.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let handle = TaskHandle::new(tid, tg.clone(), t.sigmask());
+    let parent_info = t.handle.proc_info();
+    handle.update_proc_info(|p| {
+        p.exe = parent_info.exe;
+        p.args = parent_info.args;
+    });
 
     let mut regs = t.regs;
     regs.rax = 0;

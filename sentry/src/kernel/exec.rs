@@ -78,6 +78,10 @@ pub struct Image {
     pub regs: Regs,
     /// The new comm: the last component of the executed path.
     pub comm: Vec<u8>,
+    /// The executable file (for a `#!` script, its interpreter): /proc/pid/exe.
+    pub exe: Option<Arc<Dentry>>,
+    /// Where argv and envp lie on the new stack.
+    pub args: super::task::ArgRanges,
 }
 
 /// Builds the memory image of the program at `dentry` (execve's core): `#!` scripts are
@@ -102,7 +106,9 @@ pub fn load_image(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, dentry: Arc<De
             script_path = interp;
             continue;
         }
-        return load_elf(k, fs, creds, source_of_impl(file)?, execfn, argv, envp);
+        let mut image = load_elf(k, fs, creds, source_of_impl(file)?, execfn, argv, envp)?;
+        image.exe = Some(dentry);
+        return Ok(image);
     }
     Err(Errno::ELOOP)
 }
@@ -144,7 +150,8 @@ fn load_elf(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, exe: Arc<dyn FileSou
         tracing::debug!(error = %e, "exec failed");
         e.errno()
     })?;
-    Ok(Image { mm, regs: initial_regs(image.entry, image.stack_pointer), comm })
+    let args = super::task::ArgRanges { arg_start: image.arg_start, arg_end: image.arg_end, env_start: image.env_start, env_end: image.env_end };
+    Ok(Image { mm, regs: initial_regs(image.entry, image.stack_pointer), comm, exe: None, args })
 }
 
 impl Task {
@@ -161,7 +168,15 @@ impl Task {
         self.mm = image.mm;
         self.regs = image.regs;
         self.comm = image.comm;
-        self.fds().close_on_exec();
+        self.handle.update_proc_info(|p| {
+            p.exe = image.exe;
+            p.args = image.args;
+        });
+        self.publish_proc_info();
+        let closed = self.fds().close_on_exec();
+        for f in &closed {
+            crate::vfs::lock::posix_fd_closed(self.tgid(), f);
+        }
         // Handlers are reset by exec; ignored signals stay ignored (signal(7)). The table is
         // unshared from any process that shared it through CLONE_SIGHAND.
         let tg = self.tg().clone();

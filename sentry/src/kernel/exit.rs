@@ -59,6 +59,7 @@ fn release_user_memory_hooks(t: &mut Task) {
 /// and its parent hears about it.
 fn finish_group(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     k.timers.remove(tg.tgid);
+    crate::vfs::lock::process_exited(tg.tgid);
     let (children, vfork_parent_waits) = {
         let mut g = tg.lock();
         g.state = TgState::Zombie(status);

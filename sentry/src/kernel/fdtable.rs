@@ -105,13 +105,16 @@ impl FdTable {
         }
     }
 
-    /// Drops every close-on-exec fd (execve).
-    pub fn close_on_exec(&mut self) {
+    /// Drops every close-on-exec fd (execve), returning their files (whose POSIX locks the
+    /// caller releases once the table is unlocked).
+    pub fn close_on_exec(&mut self) -> Vec<Arc<FileDescription>> {
+        let mut closed = Vec::new();
         for s in self.slots.iter_mut() {
             if s.as_ref().is_some_and(|e| e.cloexec) {
-                *s = None;
+                closed.extend(s.take().map(|e| e.file));
             }
         }
+        closed
     }
 
     /// Open fds in ascending order.

@@ -74,6 +74,9 @@ pub struct Kernel {
     init_cv: Condvar,
     pub timers: timer::Timers,
     pub futex: futex::KernelFutexTable,
+    /// The sandbox's pseudo-terminals (mounted at /dev/pts; also the sessions' controlling
+    /// terminals).
+    pub devpts: Arc<crate::vfs::devpts::DevPts>,
 }
 
 /// The sandbox's pid namespace: live tasks by tid, thread groups by tgid (zombies
@@ -99,6 +102,7 @@ impl Kernel {
             init_cv: Condvar::new(),
             timers: timer::Timers::new(),
             futex: futex::KernelFutexTable::new(),
+            devpts: crate::vfs::devpts::DevPts::new(),
         })
     }
 

@@ -227,6 +227,7 @@ fn send(k: &Kernel, tg: &Arc<ThreadGroup>, thread: Option<&Arc<TaskHandle>>, inf
             }
         }
     }
+    crate::vfs::signalfd::signal_queued();
 }
 
 /// Starts the exit of a whole thread group (exit_group, fatal signal): every thread leaves

@@ -113,6 +113,32 @@ pub struct TaskSignals {
     pub real_blocked: SigSet,
 }
 
+/// Where a process image keeps its argv and envp strings (for /proc/pid/cmdline and
+/// environ), as the loader laid them out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgRanges {
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+}
+
+/// What /proc shows about a task that only the task's own thread changes. The task
+/// publishes it at the rare points where it changes (start, execve, prctl(PR_SET_NAME),
+/// set*id), so the syscall path takes no extra lock; readers clone it.
+#[derive(Clone, Default)]
+pub struct TaskProcInfo {
+    pub mm: Option<Arc<MemoryManager>>,
+    pub fds: Option<Arc<Mutex<FdTable>>>,
+    pub fs: Option<Arc<Mutex<FsContext>>>,
+    pub rlimits: Option<Arc<Mutex<[Rlimit; RLIM_NLIMITS]>>>,
+    pub comm: Vec<u8>,
+    pub creds: Creds,
+    /// The executable of the current image (the interpreter of a `#!` script).
+    pub exe: Option<Arc<Dentry>>,
+    pub args: ArgRanges,
+}
+
 /// The part of a task other tasks can reach.
 pub struct TaskHandle {
     tid: AtomicI32,
@@ -126,6 +152,9 @@ pub struct TaskHandle {
     pub exited: AtomicBool,
     /// Signal sent to this thread when its parent process exits (PR_SET_PDEATHSIG).
     pub pdeath_signal: std::sync::atomic::AtomicU32,
+    /// When the task was created (/proc/pid/stat starttime).
+    pub start_time: std::time::Instant,
+    proc_info: Mutex<TaskProcInfo>,
 }
 
 impl TaskHandle {
@@ -139,7 +168,19 @@ impl TaskHandle {
             exit_requested: AtomicBool::new(false),
             exited: AtomicBool::new(false),
             pdeath_signal: std::sync::atomic::AtomicU32::new(0),
+            start_time: std::time::Instant::now(),
+            proc_info: Mutex::new(TaskProcInfo::default()),
         })
+    }
+
+    /// A snapshot of what /proc shows about the task.
+    pub fn proc_info(&self) -> TaskProcInfo {
+        self.proc_info.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Updates the published /proc view.
+    pub fn update_proc_info(&self, f: impl FnOnce(&mut TaskProcInfo)) {
+        f(&mut self.proc_info.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     pub fn tid(&self) -> i32 {
@@ -167,6 +208,41 @@ impl TaskHandle {
             i.interrupt();
         }
     }
+}
+
+thread_local! {
+    static CURRENT_TASK: std::cell::RefCell<Option<Arc<TaskHandle>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records the task this host thread runs (set once, when its thread starts).
+///
+/// The VFS calls filesystems without a caller argument; the few answers that depend on
+/// who asks — procfs's `/proc/self` and `/proc/thread-self` — read it through
+/// [`current_task`]. Every task runs on its own host thread, so a thread-local is exact
+/// and keeps the inode API free of a context parameter only procfs would use.
+pub fn set_current_task(h: Arc<TaskHandle>) {
+    CURRENT_TASK.with(|c| *c.borrow_mut() = Some(h));
+}
+
+/// The task running on this host thread (`None` on sentry threads that run no task).
+pub fn current_task() -> Option<Arc<TaskHandle>> {
+    CURRENT_TASK.with(|c| c.borrow().clone())
+}
+
+thread_local! {
+    /// The kernel of the task running on this host thread, for code below the syscall
+    /// layer that acts on other processes (terminal job control, /dev/tty, /dev/ptmx).
+    static CURRENT_KERNEL: std::cell::RefCell<Option<Arc<Kernel>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records the kernel of the task this host thread runs (with [`set_current_task`]).
+pub fn set_current_kernel(kernel: Arc<Kernel>) {
+    CURRENT_KERNEL.with(|c| *c.borrow_mut() = Some(kernel));
+}
+
+/// The kernel of the task running on this host thread.
+pub fn current_kernel() -> Option<Arc<Kernel>> {
+    CURRENT_KERNEL.with(|c| c.borrow().clone())
 }
 
 /// How an interrupted syscall is resumed through restart_syscall(2).
@@ -273,6 +349,19 @@ impl Task {
         let root = self.fs().root.clone();
         let start = if path.first() == Some(&b'/') { root.clone() } else { self.dir_of(dirfd)? };
         self.kernel.vfs.resolve(&Lookup { root: &root, start: &start, follow_last }, path)
+    }
+
+    /// Publishes the task's address space, tables, name and credentials for /proc (call
+    /// after changing any of them; not on the hot path).
+    pub fn publish_proc_info(&self) {
+        self.handle.update_proc_info(|p| {
+            p.mm = Some(self.mm.clone());
+            p.fds = Some(self.fds.clone());
+            p.fs = Some(self.fs.clone());
+            p.rlimits = Some(self.rlimits.clone());
+            p.comm = self.comm.clone();
+            p.creds = self.creds.clone();
+        });
     }
 
     /// The blocked-signal mask.

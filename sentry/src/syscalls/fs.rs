@@ -253,6 +253,9 @@ pub(super) fn open_dentry(t: &mut Task, dentry: Arc<Dentry>, flags: u32, created
     let imp = inode.open(if created { flags & !O_TRUNC } else { flags })?;
     let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
     let file = FileDescription::new(imp, Some(dentry), kept);
+    if let Some(d) = file.dentry() {
+        crate::vfs::inotify::file_event(d, rvisor_syscalls::fdkinds::inotify::IN_OPEN);
+    }
     Ok(t.install_fd(file, cloexec)? as u64)
 }
 
@@ -301,7 +304,8 @@ pub fn openat(t: &mut Task, a: &Args) -> SysResult {
 }
 
 pub fn close(t: &mut Task, a: &Args) -> SysResult {
-    t.fds().remove(fd_arg(a[0]))?;
+    let f = t.fds().remove(fd_arg(a[0]))?;
+    super::lock::fd_closed(t, &f);
     Ok(0)
 }
 
@@ -312,7 +316,20 @@ pub fn close_range(t: &mut Task, a: &Args) -> SysResult {
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
         return Err(Errno::EINVAL);
     }
-    t.fds().close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    // The files closed here release their POSIX locks, like close(2).
+    let closing: Vec<Arc<FileDescription>> = {
+        let mut fds = t.fds();
+        let closing = if flags & CLOSE_RANGE_CLOEXEC == 0 {
+            fds.fds().filter(|&fd| (first..=last).contains(&(fd as u32))).filter_map(|fd| fds.get(fd).ok()).collect()
+        } else {
+            Vec::new()
+        };
+        fds.close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+        closing
+    };
+    for f in &closing {
+        super::lock::fd_closed(t, f);
+    }
     Ok(0)
 }
 
@@ -324,7 +341,9 @@ pub fn dup(t: &mut Task, a: &Args) -> SysResult {
 fn do_dup3(t: &mut Task, old: i32, new: i32, cloexec: bool) -> SysResult {
     let f = t.file(old)?;
     let limit = t.rlimit(RLIMIT_NOFILE);
-    t.fds().install_at(new, f, cloexec, limit)?;
+    if let Some(old) = t.fds().install_at(new, f, cloexec, limit)? {
+        super::lock::fd_closed(t, &old);
+    }
     Ok(new as u64)
 }
 
@@ -365,8 +384,9 @@ pub fn fcntl(t: &mut Task, a: &Args) -> SysResult {
             Ok(0)
         }
         F_GETOWN | F_SETOWN => Ok(0),
-        // Record locks come with the filesystem-semantics work; say so honestly.
-        F_GETLK | F_SETLK | F_SETLKW => Err(Errno::ENOLCK),
+        F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => super::lock::fcntl_lock(t, &f, a[1] as u32, a[2]),
+        F_ADD_SEALS => super::memfd::add_seals(&f, a[2]),
+        F_GET_SEALS => super::memfd::get_seals(&f),
         F_GETPIPE_SZ => f.imp().pipe_size().map(|s| s as u64).ok_or(Errno::EBADF),
         F_SETPIPE_SZ => Ok(f.imp().set_pipe_size(a[2] as u32)? as u64),
         _ => Err(Errno::EINVAL),
@@ -377,6 +397,11 @@ pub fn ioctl(t: &mut Task, a: &Args) -> SysResult {
     let fd = fd_arg(a[0]);
     let f = t.file(fd)?;
     let (cmd, arg) = (a[1] as u32, a[2]);
+    if !matches!(cmd, io::FIOCLEX | io::FIONCLEX | io::FIONBIO) {
+        if let Some(r) = crate::vfs::devpts::ioctl(t, &f, cmd, arg) {
+            return r;
+        }
+    }
     match cmd {
         io::FIOCLEX | io::FIONCLEX => {
             t.fds().set_cloexec(fd, cmd == io::FIOCLEX)?;
@@ -667,77 +692,4 @@ pub fn readlink(t: &mut Task, a: &Args) -> SysResult {
 
 pub fn readlinkat(t: &mut Task, a: &Args) -> SysResult {
     do_readlinkat(t, fd_arg(a[0]), a[1], a[2], a[3])
-}
-
-// ---------------------------------------------------------------------------------------
-// extended attributes
-
-/// The file an xattr call names: a path (following a final symlink or not) or an fd.
-enum XattrTarget {
-    Path { follow: bool },
-    Fd,
-}
-
-fn xattr_file(t: &Task, target: XattrTarget, arg: u64) -> Result<(), Errno> {
-    match target {
-        XattrTarget::Path { follow } => {
-            let path = t.copy_in_path(arg)?;
-            t.lookup_at(AT_FDCWD, &path, follow)?;
-        }
-        XattrTarget::Fd => {
-            t.file(fd_arg(arg))?;
-        }
-    }
-    Ok(())
-}
-
-/// Checks an attribute name as the kernel does (1..=255 bytes, a known namespace).
-fn xattr_name(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
-    const XATTR_NAME_MAX: usize = 255;
-    let name = t.mm.copy_in_cstring(addr, XATTR_NAME_MAX + 1).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::ERANGE } else { e })?;
-    if name.is_empty() {
-        return Err(Errno::ERANGE);
-    }
-    let known = [&b"user."[..], b"trusted.", b"security.", b"system."];
-    if !known.iter().any(|p| name.starts_with(p)) {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    Ok(name)
-}
-
-/// The container's files carry no extended attributes yet (the gofer does not serve them):
-/// every lookup finds none, as on a filesystem where none were set.
-fn getxattr_common(t: &mut Task, target: XattrTarget, a: &Args) -> SysResult {
-    xattr_file(t, target, a[0])?;
-    xattr_name(t, a[1])?;
-    Err(Errno::ENODATA)
-}
-
-pub fn getxattr(t: &mut Task, a: &Args) -> SysResult {
-    getxattr_common(t, XattrTarget::Path { follow: true }, a)
-}
-
-pub fn lgetxattr(t: &mut Task, a: &Args) -> SysResult {
-    getxattr_common(t, XattrTarget::Path { follow: false }, a)
-}
-
-pub fn fgetxattr(t: &mut Task, a: &Args) -> SysResult {
-    getxattr_common(t, XattrTarget::Fd, a)
-}
-
-fn listxattr_common(t: &mut Task, target: XattrTarget, a: &Args) -> SysResult {
-    xattr_file(t, target, a[0])?;
-    Ok(0)
-}
-
-pub fn listxattr(t: &mut Task, a: &Args) -> SysResult {
-    listxattr_common(t, XattrTarget::Path { follow: true }, a)
-}
-
-pub fn llistxattr(t: &mut Task, a: &Args) -> SysResult {
-    listxattr_common(t, XattrTarget::Path { follow: false }, a)
-}
-
-pub fn flistxattr(t: &mut Task, a: &Args) -> SysResult {
-    listxattr_common(t, XattrTarget::Fd, a)
 }

@@ -18,6 +18,7 @@ use rvisor_syscalls::types::{Stat, Timespec, Timeval};
 use rvisor_syscalls::Errno;
 
 use super::fs::{may_access, open_dentry};
+use rvisor_syscalls::fdkinds::inotify::{IN_ATTRIB, IN_CREATE};
 use super::{Args, SysResult};
 use crate::kernel::Task;
 use crate::vfs::inode::rename_flags::{RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT};
@@ -239,6 +240,7 @@ pub(super) fn open_create(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mod
         match p.dir.inode().create(name, mode & 0o7777 & !umask, uid, gid) {
             Ok(inode) => {
                 let d = p.dir.instantiate(name, inode);
+                crate::vfs::inotify::dir_event(&p.dir, name, IN_CREATE, 0, false);
                 return open_dentry(t, d, flags, true);
             }
             // Created by someone else meanwhile: open theirs.
@@ -266,6 +268,7 @@ fn do_mkdirat(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> SysResult 
         mode |= S_ISGID;
     }
     p.dir.inode().mkdir(name, mode, uid, gid)?;
+    crate::vfs::inotify::dir_event(&p.dir, name, IN_CREATE, 0, true);
     Ok(0)
 }
 
@@ -296,6 +299,35 @@ pub fn symlink(t: &mut Task, a: &Args) -> SysResult {
 
 pub fn symlinkat(t: &mut Task, a: &Args) -> SysResult {
     do_symlinkat(t, a[0], fd_arg(a[1]), a[2])
+}
+
+/// mknod(2)/mknodat(2): a regular file, fifo, socket or (for root) device node.
+fn do_mknodat(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, dev: u64) -> SysResult {
+    use rvisor_syscalls::flags::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFSOCK};
+    let path = t.copy_in_path(path_addr)?;
+    let ftype = match mode & S_IFMT {
+        0 => S_IFREG,
+        f @ (S_IFREG | S_IFIFO | S_IFSOCK | S_IFCHR | S_IFBLK) => f,
+        S_IFDIR => return Err(Errno::EPERM),
+        _ => return Err(Errno::EINVAL),
+    };
+    let p = parent_of(t, dirfd, &path)?;
+    let name = check_create(t, &p, false)?;
+    if (ftype == S_IFCHR || ftype == S_IFBLK) && t.creds.euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    let (uid, gid) = new_owner(t, &stat_of(&p.dir)?);
+    let perm = mode & 0o7777 & !t.fs().umask;
+    p.dir.inode().mknod(name, ftype | perm, dev, uid, gid)?;
+    Ok(0)
+}
+
+pub fn mknod(t: &mut Task, a: &Args) -> SysResult {
+    do_mknodat(t, AT_FDCWD, a[0], a[1] as u32, a[2] as u32 as u64)
+}
+
+pub fn mknodat(t: &mut Task, a: &Args) -> SysResult {
+    do_mknodat(t, fd_arg(a[0]), a[1], a[2] as u32, a[3] as u32 as u64)
 }
 
 /// The file an fd names (AT_EMPTY_PATH with an empty path): the dirfd's own dentry.
@@ -377,6 +409,7 @@ fn do_unlink(t: &mut Task, dirfd: i32, path_addr: u64) -> SysResult {
     may_delete(t, &p.dir, &victim, false)?;
     p.dir.inode().unlink(name)?;
     p.dir.forget(name);
+    crate::vfs::inotify::removed(&p.dir, name, &victim);
     Ok(0)
 }
 
@@ -396,6 +429,7 @@ fn do_rmdir(t: &mut Task, dirfd: i32, path_addr: u64) -> SysResult {
     may_delete(t, &p.dir, &victim, true)?;
     p.dir.inode().rmdir(name)?;
     p.dir.forget(name);
+    crate::vfs::inotify::removed(&p.dir, name, &victim);
     Ok(0)
 }
 
@@ -486,6 +520,7 @@ fn do_renameat2(t: &mut Task, olddirfd: i32, old_addr: u64, newdirfd: i32, new_a
     }
     op.dir.inode().rename(old_name, np.dir.inode(), new_name, flags)?;
     Dentry::move_child(&op.dir, old_name, &np.dir, new_name, exchange);
+    crate::vfs::inotify::renamed(&op.dir, old_name, &np.dir, new_name, &src, dst.as_deref());
     Ok(0)
 }
 
@@ -608,6 +643,7 @@ fn chmod_dentry(t: &Task, d: &Dentry, mode: u32) -> SysResult {
         mode &= !S_ISGID;
     }
     d.inode().setattr(&SetAttr { mode: Some(mode), ..Default::default() })?;
+    crate::vfs::inotify::file_event(d, IN_ATTRIB);
     Ok(0)
 }
 
@@ -669,6 +705,7 @@ fn chown_dentry(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
         }
     }
     d.inode().setattr(&SetAttr { mode, uid, gid, ..Default::default() })?;
+    crate::vfs::inotify::file_event(d, IN_ATTRIB);
     Ok(0)
 }
 
@@ -748,6 +785,7 @@ fn set_times(t: &Task, d: &Dentry, times: &Times) -> SysResult {
         may_access(t, &st, false, true, false, false)?;
     }
     d.inode().setattr(&SetAttr { atime: times.atime, mtime: times.mtime, ..Default::default() })?;
+    crate::vfs::inotify::file_event(&d, IN_ATTRIB);
     Ok(0)
 }
 

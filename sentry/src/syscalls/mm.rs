@@ -25,6 +25,9 @@ pub fn mmap(t: &mut Task, a: &Args) -> SysResult {
         if shared && !f.writable() {
             max.write = false;
         }
+        if shared && prot & PROT_WRITE != 0 {
+            crate::vfs::memfd::check_shared_writable_map(&f)?;
+        }
         if let Some(obj) = f.imp().shared_memory() {
             // A tmpfs file: map its pages themselves, shared or copy-on-write.
             return t.mm.mmap_object(addr, len, prot, flags, obj, off, max);

@@ -8,13 +8,22 @@ mod fs;
 mod fs_mutate;
 mod futex;
 mod info;
+mod inotify;
+mod lock;
+mod memfd;
+mod openat2;
+mod splice;
 mod mm;
+mod mount;
 mod pipe;
 mod poll;
 mod process;
 mod signal;
+mod signalfd;
 mod socket;
 mod time;
+mod timerfd;
+mod xattr;
 
 use rvisor_syscalls::nr::{self, MAX_NR};
 use rvisor_syscalls::Errno;
@@ -135,6 +144,13 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::KILL => (signal::kill, F),
         nr::UNAME => (info::uname, F),
         nr::FCNTL => (fs::fcntl, P),
+        nr::FLOCK => (lock::flock, F),
+        nr::MEMFD_CREATE => (memfd::memfd_create, P),
+        nr::SENDFILE => (splice::sendfile, F),
+        nr::SPLICE => (splice::splice, P),
+        nr::TEE => (splice::tee, F),
+        nr::COPY_FILE_RANGE => (splice::copy_file_range, F),
+        nr::OPENAT2 => (openat2::openat2, P),
         nr::FSYNC => (fs::fsync, F),
         nr::FDATASYNC => (fs::fsync, F),
         nr::GETDENTS64 => (fs::getdents64, F),
@@ -143,6 +159,8 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::FCHDIR => (fs::fchdir, F),
         nr::READLINK => (fs::readlink, F),
         nr::UMASK => (fs::umask, F),
+        nr::MOUNT => (mount::mount, P),
+        nr::UMOUNT2 => (mount::umount2, P),
         nr::GETTIMEOFDAY => (time::gettimeofday, F),
         nr::GETRLIMIT => (process::getrlimit, F),
         nr::GETRUSAGE => (process::getrusage, P),
@@ -170,12 +188,18 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::RT_SIGSUSPEND => (signal::rt_sigsuspend, F),
         nr::RT_TGSIGQUEUEINFO => (signal::rt_tgsigqueueinfo, F),
         nr::SIGALTSTACK => (signal::sigaltstack, F),
-        nr::GETXATTR => (fs::getxattr, P),
-        nr::LGETXATTR => (fs::lgetxattr, P),
-        nr::FGETXATTR => (fs::fgetxattr, P),
-        nr::LISTXATTR => (fs::listxattr, P),
-        nr::LLISTXATTR => (fs::llistxattr, P),
-        nr::FLISTXATTR => (fs::flistxattr, P),
+        nr::GETXATTR => (xattr::getxattr, P),
+        nr::LGETXATTR => (xattr::lgetxattr, P),
+        nr::FGETXATTR => (xattr::fgetxattr, P),
+        nr::LISTXATTR => (xattr::listxattr, P),
+        nr::LLISTXATTR => (xattr::llistxattr, P),
+        nr::FLISTXATTR => (xattr::flistxattr, P),
+        nr::SETXATTR => (xattr::setxattr, P),
+        nr::LSETXATTR => (xattr::lsetxattr, P),
+        nr::FSETXATTR => (xattr::fsetxattr, P),
+        nr::REMOVEXATTR => (xattr::removexattr, P),
+        nr::LREMOVEXATTR => (xattr::lremovexattr, P),
+        nr::FREMOVEXATTR => (xattr::fremovexattr, P),
         nr::STATFS => (fs::statfs, F),
         nr::FSTATFS => (fs::fstatfs, F),
         nr::PRCTL => (process::prctl, P),
@@ -219,6 +243,8 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::LINKAT => (fs_mutate::linkat, F),
         nr::SYMLINK => (fs_mutate::symlink, F),
         nr::SYMLINKAT => (fs_mutate::symlinkat, F),
+        nr::MKNOD => (fs_mutate::mknod, P),
+        nr::MKNODAT => (fs_mutate::mknodat, P),
         nr::TRUNCATE => (fs_mutate::truncate, F),
         nr::FTRUNCATE => (fs_mutate::ftruncate, F),
         nr::FALLOCATE => (fs_mutate::fallocate, P),
@@ -234,6 +260,15 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::UTIMES => (fs_mutate::utimes, F),
         nr::FUTIMESAT => (fs_mutate::futimesat, F),
         nr::UTIME => (fs_mutate::utime, F),
+        nr::TIMERFD_CREATE => (timerfd::timerfd_create, F),
+        nr::TIMERFD_SETTIME => (timerfd::timerfd_settime, P),
+        nr::TIMERFD_GETTIME => (timerfd::timerfd_gettime, F),
+        nr::SIGNALFD => (signalfd::signalfd, F),
+        nr::SIGNALFD4 => (signalfd::signalfd4, F),
+        nr::INOTIFY_INIT => (inotify::inotify_init, F),
+        nr::INOTIFY_INIT1 => (inotify::inotify_init1, F),
+        nr::INOTIFY_ADD_WATCH => (inotify::inotify_add_watch, P),
+        nr::INOTIFY_RM_WATCH => (inotify::inotify_rm_watch, F),
         _ => return None,
     })
 }

@@ -86,6 +86,7 @@ pub fn setuid(t: &mut Task, a: &Args) -> SysResult {
     }
     c.euid = uid;
     c.fsuid = uid;
+    t.publish_proc_info();
     Ok(0)
 }
 
@@ -100,6 +101,7 @@ pub fn setgid(t: &mut Task, a: &Args) -> SysResult {
     }
     c.egid = gid;
     c.fsgid = gid;
+    t.publish_proc_info();
     Ok(0)
 }
 
@@ -132,6 +134,7 @@ pub fn setgroups(t: &mut Task, a: &Args) -> SysResult {
     t.mm.copy_in(a[1], &mut raw)?;
     let groups = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     t.creds = Creds { groups, ..t.creds.clone() };
+    t.publish_proc_info();
     Ok(0)
 }
 
@@ -277,6 +280,7 @@ pub fn prctl(t: &mut Task, a: &Args) -> SysResult {
                 e => Err(e),
             })?;
             t.comm = s.into_iter().take(15).collect();
+            t.publish_proc_info();
             Ok(0)
         }
         PR_GET_NAME => {

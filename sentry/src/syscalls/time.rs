@@ -12,7 +12,7 @@ use crate::kernel::Task;
 
 /// Reads a host clock. The guest's clocks are the host's: CLOCK_REALTIME is wall time and
 /// the monotonic clocks only ever move forward.
-fn host_clock(clock: i32) -> Result<Timespec, Errno> {
+pub(super) fn host_clock(clock: i32) -> Result<Timespec, Errno> {
     let host_id = match clock {
         CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID | CLOCK_MONOTONIC_RAW
         | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME | CLOCK_TAI => clock,

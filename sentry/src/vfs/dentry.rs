@@ -94,7 +94,7 @@ impl Dentry {
         if let Some(existing) = c.map.get(name) {
             return Ok(existing.clone());
         }
-        if c.generation == generation {
+        if c.generation == generation && self.inode.cache_children() {
             c.map.insert(name.to_vec(), d.clone());
         }
         Ok(d)
@@ -158,6 +158,14 @@ impl Dentry {
         c.generation += 1;
         c.map.insert(name.to_vec(), d.clone());
         d
+    }
+
+    /// Puts back `d`, a mount root hidden by a mount on the same name that was just
+    /// unmounted.
+    pub fn restore_child(&self, name: &[u8], d: Arc<Dentry>) {
+        let mut c = lock(&self.children);
+        c.generation += 1;
+        c.map.insert(name.to_vec(), d);
     }
 
     /// Whether `self` is `other` or one of its ancestors.

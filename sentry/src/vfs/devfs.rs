@@ -1,12 +1,14 @@
 //! A minimal devfs mounted at /dev: the memory character devices (null, zero, full,
-//! random, urandom), and `shm`, where a tmpfs is mounted. The guest never reaches the
-//! host's device nodes.
+//! random, urandom), the terminals (tty: the caller's controlling terminal; console: the
+//! sandbox's console pty under `rvisor do --tty`; ptmx: a new pseudo-terminal), the
+//! `fd`, `stdin`, `stdout`, `stderr` links into /proc/self, and the mount points `shm`
+//! (a tmpfs) and `pts` (devpts). The guest never reaches the host's device nodes.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rvisor_syscalls::flags::dirent::{DT_CHR, DT_DIR};
-use rvisor_syscalls::flags::mode::{S_IFCHR, S_IFDIR};
+use rvisor_syscalls::flags::dirent::{DT_CHR, DT_DIR, DT_LNK};
+use rvisor_syscalls::flags::mode::{S_IFCHR, S_IFDIR, S_IFLNK};
 use rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC;
 use rvisor_syscalls::types::{Stat, Statfs};
 use rvisor_syscalls::Errno;
@@ -28,6 +30,28 @@ enum MemDev {
 
 const DEVICES: [(&str, MemDev, u32); 5] =
     [("full", MemDev::Full, 7), ("null", MemDev::Null, 3), ("random", MemDev::Random, 8), ("urandom", MemDev::Urandom, 9), ("zero", MemDev::Zero, 5)];
+
+/// Entries of /dev besides the memory devices.
+#[derive(Clone, Copy, Debug)]
+enum Extra {
+    Tty,
+    Console,
+    Ptmx,
+    Link(&'static str),
+    MountPoint,
+}
+
+const EXTRAS: [(&str, Extra); 9] = [
+    ("console", Extra::Console),
+    ("fd", Extra::Link("/proc/self/fd")),
+    ("ptmx", Extra::Ptmx),
+    ("pts", Extra::MountPoint),
+    ("shm", Extra::MountPoint),
+    ("stderr", Extra::Link("/proc/self/fd/2")),
+    ("stdin", Extra::Link("/proc/self/fd/0")),
+    ("stdout", Extra::Link("/proc/self/fd/1")),
+    ("tty", Extra::Tty),
+];
 
 fn makedev(major: u64, minor: u64) -> u64 {
     ((major & 0xfffff000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffffff00) << 12) | (minor & 0xff)
@@ -81,12 +105,19 @@ impl Inode for DevDir {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
-        DEVICES
-            .iter()
-            .enumerate()
-            .find(|(_, (n, _, _))| n.as_bytes() == name)
-            .map(|(i, &(_, kind, minor))| Arc::new(DevNode { kind, ino: i as u64 + 2, minor, created: self.created }) as Arc<dyn Inode>)
-            .ok_or(Errno::ENOENT)
+        if let Some((i, &(_, kind, minor))) = DEVICES.iter().enumerate().find(|(_, (n, _, _))| n.as_bytes() == name) {
+            return Ok(Arc::new(DevNode { kind, ino: i as u64 + 2, minor, created: self.created }));
+        }
+        let (i, &(_, kind)) = EXTRAS.iter().enumerate().find(|(_, (n, _))| n.as_bytes() == name).ok_or(Errno::ENOENT)?;
+        let ino = (DEVICES.len() + i) as u64 + 2;
+        Ok(match kind {
+            Extra::Tty => Arc::new(TtyNode { console: false, ino, created: self.created }),
+            Extra::Console => Arc::new(TtyNode { console: true, ino, created: self.created }),
+            Extra::Ptmx => Arc::new(super::devpts::PtmxNode { created: self.created, dev: DEVFS_DEV, ino, mode: 0o666 }),
+            Extra::Link(target) => Arc::new(LinkNode { target, ino, created: self.created }),
+            // Mount points: boot.rs mounts their filesystems over them.
+            Extra::MountPoint => return Err(Errno::ENOENT),
+        })
     }
 
     fn open(&self, _flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
@@ -127,9 +158,15 @@ impl FileImpl for DevDirFile {
         for (i, (name, _, _)) in DEVICES.iter().enumerate() {
             all.push(DirEntry { ino: i as u64 + 2, next_offset: i as u64 + 3, d_type: DT_CHR, name: name.as_bytes().to_vec() });
         }
-        // The mount point of the tmpfs at /dev/shm (boot.rs mounts it).
-        let n = DEVICES.len() as u64;
-        all.push(DirEntry { ino: n + 2, next_offset: n + 3, d_type: DT_DIR, name: b"shm".to_vec() });
+        for (i, (name, kind)) in EXTRAS.iter().enumerate() {
+            let ino = (DEVICES.len() + i) as u64 + 2;
+            let d_type = match kind {
+                Extra::Link(_) => DT_LNK,
+                Extra::MountPoint => DT_DIR,
+                _ => DT_CHR,
+            };
+            all.push(DirEntry { ino, next_offset: ino + 1, d_type, name: name.as_bytes().to_vec() });
+        }
         Ok(all.into_iter().skip(offset as usize).collect())
     }
 }
@@ -201,5 +238,78 @@ impl FileImpl for MemDevFile {
 
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(self.stat)
+    }
+}
+
+/// /dev/tty (the caller's controlling terminal) or /dev/console (the sandbox's console).
+struct TtyNode {
+    console: bool,
+    ino: u64,
+    created: (i64, i64),
+}
+
+impl Inode for TtyNode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let (mode, minor) = if self.console { (0o600, 1) } else { (0o666, 0) };
+        Ok(base_stat(self.ino, S_IFCHR | mode, 1, makedev(5, minor), self.created))
+    }
+
+    fn file_type(&self) -> u32 {
+        S_IFCHR
+    }
+
+    fn lookup(&self, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+
+    fn open(&self, flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
+        if self.console {
+            super::devpts::open_console(flags)
+        } else {
+            super::devpts::open_controlling(flags)
+        }
+    }
+
+    fn statfs(&self) -> Result<Statfs, Errno> {
+        Ok(statfs())
+    }
+
+    fn read_only(&self) -> bool {
+        false
+    }
+}
+
+/// A symbolic link of /dev (fd, stdin, stdout, stderr).
+struct LinkNode {
+    target: &'static str,
+    ino: u64,
+    created: (i64, i64),
+}
+
+impl Inode for LinkNode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let mut st = base_stat(self.ino, S_IFLNK | 0o777, 1, 0, self.created);
+        st.st_size = self.target.len() as i64;
+        Ok(st)
+    }
+
+    fn file_type(&self) -> u32 {
+        S_IFLNK
+    }
+
+    fn lookup(&self, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        Ok(self.target.as_bytes().to_vec())
+    }
+
+    fn open(&self, _flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
+        Err(Errno::ELOOP)
+    }
+
+    fn statfs(&self) -> Result<Statfs, Errno> {
+        Ok(statfs())
     }
 }

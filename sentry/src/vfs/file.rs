@@ -138,6 +138,7 @@ impl FileDescription {
         let mut pos = self.pos.lock().map_err(|_| Errno::EIO)?;
         let n = self.imp.read(buf, *pos, self.flags())?;
         *pos += n as u64;
+        self.notify(rvisor_syscalls::fdkinds::inotify::IN_ACCESS, n);
         Ok(n)
     }
 
@@ -155,6 +156,7 @@ impl FileDescription {
         }
         let n = self.imp.write(buf, *pos, self.flags())?;
         *pos += n as u64;
+        self.notify(rvisor_syscalls::fdkinds::inotify::IN_MODIFY, n);
         Ok(n)
     }
 
@@ -166,7 +168,16 @@ impl FileDescription {
         if self.imp.is_stream() {
             return Err(Errno::ESPIPE);
         }
-        self.imp.read(buf, offset, self.flags())
+        let n = self.imp.read(buf, offset, self.flags())?;
+        self.notify(rvisor_syscalls::fdkinds::inotify::IN_ACCESS, n);
+        Ok(n)
+    }
+
+    /// Reports an inotify event on the file after a transfer of `n` bytes (none for 0).
+    fn notify(&self, mask: u32, n: usize) {
+        if let (Some(d), true) = (&self.dentry, n > 0 && super::inotify::active()) {
+            super::inotify::file_event(d, mask);
+        }
     }
 
     /// pwrite64(2).
@@ -177,7 +188,9 @@ impl FileDescription {
         if self.imp.is_stream() {
             return Err(Errno::ESPIPE);
         }
-        self.imp.write(buf, offset, self.flags())
+        let n = self.imp.write(buf, offset, self.flags())?;
+        self.notify(rvisor_syscalls::fdkinds::inotify::IN_MODIFY, n);
+        Ok(n)
     }
 
     /// lseek(2).
@@ -210,6 +223,19 @@ impl FileDescription {
     pub fn set_dir_offset(&self, offset: u64) -> Result<(), Errno> {
         *self.pos.lock().map_err(|_| Errno::EIO)? = offset;
         Ok(())
+    }
+}
+
+impl Drop for FileDescription {
+    /// The last fd (or other reference) of the description is gone: its OFD and flock
+    /// locks go with it.
+    fn drop(&mut self) {
+        super::lock::description_closed(self as *const FileDescription as usize);
+        let path_only = self.flags() & rvisor_syscalls::flags::open::O_PATH != 0;
+        if let (Some(d), true) = (&self.dentry, super::inotify::active() && !path_only) {
+            use rvisor_syscalls::fdkinds::inotify::{IN_CLOSE_NOWRITE, IN_CLOSE_WRITE};
+            super::inotify::file_event(d, if self.writable() { IN_CLOSE_WRITE } else { IN_CLOSE_NOWRITE });
+        }
     }
 }
 

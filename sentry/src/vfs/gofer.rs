@@ -1,20 +1,25 @@
 //! The gofer filesystem: the container's files, served by the gofer process.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::os::fd::OwnedFd;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
 
+use rvisor_gofer::client::{setattr_valid as sv, SetAttrMsg};
 use rvisor_gofer::{Fid, GoferClient, GoferError};
-use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT, S_IFREG};
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFIFO, S_IFMT, S_IFREG};
 use rvisor_syscalls::flags::open::{
-    O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_LARGEFILE, O_NOATIME, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY,
-    O_TRUNC,
+    O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_EXCL, O_DIRECTORY, O_LARGEFILE, O_NOATIME, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY,
+    O_RDWR, O_TRUNC, O_WRONLY,
 };
 use rvisor_syscalls::types::{Stat, Statfs};
 use rvisor_syscalls::Errno;
 
 use super::file::FileImpl;
-use super::host::{HostRegularFile, PageCache};
+use super::host::{host_fallocate, HostRegularFile, PageCache};
 use crate::mm::MemoryFile;
-use super::inode::{DirEntry, Inode};
+use super::inode::{DirEntry, Inode, SetAttr, TimeSet};
+use super::pipe::Pipe;
 
 /// Open flags that do not change how the host file is opened for reading (the sentry
 /// keeps status flags in its own file description).
@@ -29,13 +34,16 @@ pub struct GoferInode {
     client: Arc<GoferClient>,
     fid: Fid,
     /// Attributes as of the last walk or stat.
-    attr: std::sync::Mutex<Stat>,
+    attr: Mutex<Stat>,
     /// A read-only host fd of this file, shared by every read-only open: reads use
     /// pread at the description's own offset, so sharing is invisible to the guest, and it
     /// saves a gofer round trip per open.
-    shared_ro: std::sync::Mutex<Option<Arc<HostRegularFile>>>,
+    shared_ro: Mutex<Option<Arc<HostRegularFile>>>,
     /// The page cache shared mappings of this file use, while any exists.
     page_cache: PageCache,
+    /// The read-write host fd the gofer donated when it created this file, for the open
+    /// that follows the creation (saves a round trip).
+    created_fd: Mutex<Option<OwnedFd>>,
     file_type: u32,
     read_only: bool,
 }
@@ -47,17 +55,55 @@ impl GoferInode {
         Ok(Arc::new(GoferInode {
             client,
             fid,
-            attr: std::sync::Mutex::new(st),
+            attr: Mutex::new(st),
             shared_ro: Default::default(),
             page_cache: PageCache { memory, slot: Default::default() },
+            created_fd: Mutex::new(None),
             file_type: st.st_mode & S_IFMT,
             read_only,
         }))
     }
 
+    /// The inode of a child fid of this directory with attributes `st`.
+    fn child(&self, fid: Fid, st: Stat, created_fd: Option<OwnedFd>) -> Arc<GoferInode> {
+        Arc::new(GoferInode {
+            client: self.client.clone(),
+            fid,
+            attr: Mutex::new(st),
+            shared_ro: Default::default(),
+            page_cache: PageCache { memory: self.page_cache.memory.clone(), slot: Default::default() },
+            created_fd: Mutex::new(created_fd),
+            file_type: st.st_mode & S_IFMT,
+            read_only: self.read_only,
+        })
+    }
+
+    /// Refreshes the cached attributes after a change made through the gofer (a failure
+    /// leaves the old ones: the next stat asks again).
+    fn refresh(&self) {
+        let _ = self.stat();
+    }
+
+    /// Another gofer inode of the same connection (EXDEV otherwise).
+    fn same_fs<'a>(&self, other: &'a Arc<dyn Inode>) -> Result<&'a GoferInode, Errno> {
+        let other = other.as_any().and_then(|a| a.downcast_ref::<GoferInode>()).ok_or(Errno::EXDEV)?;
+        if !Arc::ptr_eq(&self.client, &other.client) {
+            return Err(Errno::EXDEV);
+        }
+        Ok(other)
+    }
+
+    fn writable(&self) -> Result<(), Errno> {
+        if self.read_only {
+            return Err(Errno::EROFS);
+        }
+        Ok(())
+    }
+
     /// Opens this file and returns the host-backed implementation, for exec.
     pub fn open_host(&self, flags: u32) -> Result<Arc<HostRegularFile>, Errno> {
-        let fd = self.client.open(self.fid, flags).map_err(errno)?;
+        // The VFS has resolved O_CREAT/O_EXCL already: the file exists.
+        let fd = self.client.open(self.fid, flags & !(O_CREAT | O_EXCL)).map_err(errno)?;
         Ok(Arc::new(HostRegularFile::new(fd)))
     }
 }
@@ -90,15 +136,7 @@ impl Inode for GoferInode {
             return Err(Errno::ENOTDIR);
         }
         let (fid, st) = self.client.walk(self.fid, name).map_err(errno)?;
-        Ok(Arc::new(GoferInode {
-            client: self.client.clone(),
-            fid,
-            attr: std::sync::Mutex::new(st),
-            shared_ro: Default::default(),
-            page_cache: PageCache { memory: self.page_cache.memory.clone(), slot: Default::default() },
-            file_type: st.st_mode & S_IFMT,
-            read_only: self.read_only,
-        }))
+        Ok(self.child(fid, st, None))
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
@@ -113,8 +151,19 @@ impl Inode for GoferInode {
             }
             return Ok(Arc::new(GoferDir { client: self.client.clone(), fid: self.fid }));
         }
+        if self.file_type == S_IFIFO {
+            // The gofer never opens a host fifo: processes in the sandbox meet in a pipe
+            // of the sentry's, one per host fifo.
+            let st = self.cached_stat()?;
+            return super::tmpfs::open_fifo(&fifo_pipe(st.st_dev, st.st_ino, st.st_uid, st.st_gid), flags);
+        }
         if writes && self.read_only {
             return Err(Errno::EROFS);
+        }
+        if let Some(fd) = self.created_fd.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // The open right after a create: the sentry's description enforces the access
+            // mode and O_APPEND, so the read-write host fd serves any of them.
+            return Ok(Arc::new(HostRegularFile::new(fd)));
         }
         let plain_read = flags & O_ACCMODE == O_RDONLY && flags & !(O_ACCMODE | SHAREABLE_FLAGS) == 0;
         if !plain_read || self.file_type != S_IFREG {
@@ -143,6 +192,154 @@ impl Inode for GoferInode {
     fn read_only(&self) -> bool {
         self.read_only
     }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
+    }
+
+    fn create(&self, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
+        self.writable()?;
+        let (fid, st, fd) = self.client.create(self.fid, name, O_RDWR, mode & 0o7777, (uid, gid)).map_err(errno)?;
+        Ok(self.child(fid, st, Some(fd)))
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
+        self.writable()?;
+        let (fid, st) = self.client.mkdir(self.fid, name, mode & 0o7777, (uid, gid)).map_err(errno)?;
+        Ok(self.child(fid, st, None))
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8], uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
+        self.writable()?;
+        let (fid, st) = self.client.symlink(self.fid, name, target, (uid, gid)).map_err(errno)?;
+        Ok(self.child(fid, st, None))
+    }
+
+    fn mknod(&self, name: &[u8], mode: u32, _rdev: u64, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
+        self.writable()?;
+        let (fid, st) = self.client.mknod(self.fid, name, mode, (uid, gid)).map_err(errno)?;
+        Ok(self.child(fid, st, None))
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> Result<(), Errno> {
+        self.writable()?;
+        let target = self.same_fs(target)?;
+        self.client.link(target.fid, self.fid, name).map_err(errno)?;
+        target.refresh();
+        Ok(())
+    }
+
+    fn unlink(&self, name: &[u8]) -> Result<(), Errno> {
+        self.writable()?;
+        self.client.unlink(self.fid, name, false).map_err(errno)
+    }
+
+    fn rmdir(&self, name: &[u8]) -> Result<(), Errno> {
+        self.writable()?;
+        self.client.unlink(self.fid, name, true).map_err(errno)
+    }
+
+    fn rename(&self, old_name: &[u8], new_dir: &Arc<dyn Inode>, new_name: &[u8], flags: u32) -> Result<(), Errno> {
+        self.writable()?;
+        let new_dir = self.same_fs(new_dir)?;
+        self.client.rename(self.fid, old_name, new_dir.fid, new_name, flags).map_err(errno)
+    }
+
+    fn truncate(&self, size: u64) -> Result<(), Errno> {
+        self.writable()?;
+        if i64::try_from(size).is_err() {
+            return Err(Errno::EFBIG);
+        }
+        let msg = SetAttrMsg { valid: sv::SIZE, size, ..Default::default() };
+        self.client.setattr(self.fid, msg).map_err(errno)?;
+        self.refresh();
+        Ok(())
+    }
+
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> Result<(), Errno> {
+        self.writable()?;
+        if self.file_type != S_IFREG {
+            return Err(Errno::ENODEV);
+        }
+        let fd = self.client.open(self.fid, O_WRONLY).map_err(errno)?;
+        host_fallocate(&fd, mode, offset, len)?;
+        self.refresh();
+        Ok(())
+    }
+
+    fn setattr(&self, attr: &SetAttr) -> Result<(), Errno> {
+        self.writable()?;
+        let mut msg = SetAttrMsg::default();
+        if let Some(mode) = attr.mode {
+            msg.valid |= sv::MODE;
+            msg.mode = mode & 0o7777;
+        }
+        if let Some(uid) = attr.uid {
+            msg.valid |= sv::UID;
+            msg.uid = uid;
+        }
+        if let Some(gid) = attr.gid {
+            msg.valid |= sv::GID;
+            msg.gid = gid;
+        }
+        match attr.atime {
+            Some(TimeSet::Now) => msg.valid |= sv::ATIME_NOW,
+            Some(TimeSet::At(ts)) => {
+                msg.valid |= sv::ATIME;
+                (msg.atime_sec, msg.atime_nsec) = (ts.tv_sec, ts.tv_nsec);
+            }
+            None => {}
+        }
+        match attr.mtime {
+            Some(TimeSet::Now) => msg.valid |= sv::MTIME_NOW,
+            Some(TimeSet::At(ts)) => {
+                msg.valid |= sv::MTIME;
+                (msg.mtime_sec, msg.mtime_nsec) = (ts.tv_sec, ts.tv_nsec);
+            }
+            None => {}
+        }
+        if msg.valid == 0 {
+            // Only the change time moves: the host does that for an owner "change" to the
+            // current owner.
+            msg.valid = sv::UID;
+            msg.uid = self.cached_stat()?.st_uid;
+        }
+        self.client.setattr(self.fid, msg).map_err(errno)?;
+        self.refresh();
+        Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        self.client.getxattr(self.fid, name).map_err(errno)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> Result<(), Errno> {
+        self.writable()?;
+        self.client.setxattr(self.fid, name, value, flags).map_err(errno)
+    }
+
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        let names = self.client.listxattr(self.fid).map_err(errno)?;
+        Ok(names.split(|&b| b == 0).filter(|n| !n.is_empty()).map(<[u8]>::to_vec).collect())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
+        self.writable()?;
+        self.client.removexattr(self.fid, name).map_err(errno)
+    }
+}
+
+/// The sentry pipe standing for the host fifo `dev:ino` while any end of it is open.
+fn fifo_pipe(dev: u64, ino: u64, uid: u32, gid: u32) -> Arc<Pipe> {
+    static FIFOS: Mutex<BTreeMap<(u64, u64), Weak<Pipe>>> = Mutex::new(BTreeMap::new());
+    let mut fifos = FIFOS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(pipe) = fifos.get(&(dev, ino)).and_then(Weak::upgrade) {
+        return pipe;
+    }
+    fifos.retain(|_, w| w.strong_count() > 0);
+    let pipe = Pipe::new(uid, gid);
+    fifos.insert((dev, ino), Arc::downgrade(&pipe));
+    pipe
 }
 
 /// An open directory of the gofer filesystem. The fid stays valid while the owning inode

@@ -22,6 +22,23 @@ pub(crate) fn host_fstat(fd: &OwnedFd) -> Result<Stat, Errno> {
     rvisor_gofer::host_fstat(fd.as_fd())
 }
 
+/// fallocate(2) on a host fd (the guest's mode bits are the host's).
+pub(crate) fn host_fallocate(fd: &OwnedFd, mode: u32, offset: u64, len: u64) -> Result<(), Errno> {
+    let off = i64::try_from(offset).map_err(|_| Errno::EFBIG)?;
+    let len = i64::try_from(len).map_err(|_| Errno::EFBIG)?;
+    loop {
+        // SAFETY: fallocate takes only integers and an owned, open descriptor.
+        let r = unsafe { libc::fallocate64(fd.as_raw_fd(), mode as i32, off, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = last_errno();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
 fn pread_host(fd: &OwnedFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
     let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
     loop {

@@ -80,6 +80,19 @@ pub trait Inode: Send + Sync {
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
         Err(Errno::EINVAL)
     }
+    /// Where following this symlink leads, for "magic" links that name an object rather
+    /// than a path (procfs's /proc/pid/{exe,cwd,root,fd/N}): `None` for ordinary symlinks,
+    /// whose target [`Self::readlink`] gives. The path walk continues from the returned
+    /// dentry, so `/proc/1/root/..` stays inside the task's root.
+    fn follow_link_dentry(&self) -> Option<Result<Arc<super::Dentry>, Errno>> {
+        None
+    }
+    /// Whether the dentry cache may keep this directory's children. Directories whose
+    /// entries come and go with processes (procfs) answer false, so their lookups are
+    /// always fresh and the cache does not grow with every pid ever seen.
+    fn cache_children(&self) -> bool {
+        true
+    }
     /// Opens the object with open(2) `flags` (access mode and status flags).
     fn open(&self, flags: u32) -> Result<Arc<dyn FileImpl>, Errno>;
     /// statfs(2) of the filesystem holding this inode.
@@ -149,6 +162,31 @@ pub trait Inode: Send + Sync {
     /// Changes mode, owner or timestamps.
     fn setattr(&self, _attr: &SetAttr) -> Result<(), Errno> {
         Err(self.refuse())
+    }
+    /// Creates the node `name` of type and permission bits `mode` (`S_IFREG`, `S_IFIFO`,
+    /// `S_IFSOCK`, or a device with number `rdev`), as [`Self::create`].
+    fn mknod(&self, _name: &[u8], _mode: u32, _rdev: u64, _uid: u32, _gid: u32) -> Result<Arc<dyn Inode>, Errno> {
+        Err(self.refuse())
+    }
+
+    /// The value of the extended attribute `name` (a full name such as `user.foo`, 1..=255
+    /// bytes). ENODATA if the node has no such attribute, EOPNOTSUPP for a namespace this
+    /// filesystem does not keep.
+    fn getxattr(&self, _name: &[u8]) -> Result<Vec<u8>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// Sets the extended attribute `name`; `flags` is 0, XATTR_CREATE (EEXIST if set) or
+    /// XATTR_REPLACE (ENODATA if not set).
+    fn setxattr(&self, _name: &[u8], _value: &[u8], _flags: u32) -> Result<(), Errno> {
+        Err(if self.read_only() { Errno::EROFS } else { Errno::EOPNOTSUPP })
+    }
+    /// The names of the node's extended attributes the caller may see.
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        Ok(Vec::new())
+    }
+    /// Removes the extended attribute `name` (ENODATA if not set).
+    fn removexattr(&self, _name: &[u8]) -> Result<(), Errno> {
+        Err(if self.read_only() { Errno::EROFS } else { Errno::EOPNOTSUPP })
     }
 
     fn is_dir(&self) -> bool {

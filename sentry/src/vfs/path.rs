@@ -11,6 +11,7 @@ use super::dentry::Dentry;
 /// The mount tree of a sandbox (one root filesystem for now).
 pub struct Vfs {
     root: Arc<Dentry>,
+    mounts: super::mount::MountTable,
 }
 
 /// Where a walk starts and what it may not climb out of.
@@ -24,8 +25,16 @@ pub struct Lookup<'a> {
 }
 
 impl Vfs {
+    /// A mount tree whose root mount is `root` (described as "rootfs" until
+    /// [`super::mount::MountTable::set_root_spec`] says more).
     pub fn new(root: Arc<Dentry>) -> Vfs {
-        Vfs { root }
+        let mounts = super::mount::MountTable::new(root.clone(), super::mount::MountSpec::new("rootfs", "none", 0));
+        Vfs { root, mounts }
+    }
+
+    /// The mount table.
+    pub fn mounts(&self) -> &super::mount::MountTable {
+        &self.mounts
     }
 
     /// The root of the mount tree.
@@ -36,8 +45,20 @@ impl Vfs {
     /// Resolves `path` to a dentry, following symlinks in every component but the last
     /// (and in the last too when `follow_last` is set or the path ends with `/`).
     pub fn resolve(&self, at: &Lookup<'_>, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
+        self.resolve_scoped(at, path, 0)
+    }
+
+    /// [`Self::resolve`] with openat2's `RESOLVE_*` restrictions (RESOLVE_IN_ROOT is the
+    /// caller's: it passes the start directory as the root).
+    pub fn resolve_scoped(&self, at: &Lookup<'_>, path: &[u8], resolve: u64) -> Result<Arc<Dentry>, Errno> {
+        use rvisor_syscalls::flags::resolve::*;
+        let beneath = resolve & RESOLVE_BENEATH != 0;
+        let no_xdev = resolve & RESOLVE_NO_XDEV != 0;
         if path.is_empty() {
             return Err(Errno::ENOENT);
+        }
+        if beneath && path[0] == b'/' {
+            return Err(Errno::EXDEV);
         }
         let trailing_slash = path.ends_with(b"/");
         let mut cur = if path[0] == b'/' { at.root.clone() } else { at.start.clone() };
@@ -51,7 +72,13 @@ impl Vfs {
                 continue;
             }
             if name == b".." {
+                if beneath && Arc::ptr_eq(&cur, at.start) {
+                    return Err(Errno::EXDEV);
+                }
                 if !Arc::ptr_eq(&cur, at.root) {
+                    if no_xdev && cur.is_mount_root() {
+                        return Err(Errno::EXDEV);
+                    }
                     if let Some(p) = cur.parent() {
                         cur = p;
                     }
@@ -59,17 +86,37 @@ impl Vfs {
                 continue;
             }
             let child = cur.child(&name)?;
+            if no_xdev && child.is_mount_root() {
+                return Err(Errno::EXDEV);
+            }
             let last = parts.is_empty();
             if child.inode().is_symlink() && (!last || at.follow_last || trailing_slash) {
                 links += 1;
-                if links > SYMLOOP_MAX {
+                if links > SYMLOOP_MAX || resolve & RESOLVE_NO_SYMLINKS != 0 {
                     return Err(Errno::ELOOP);
+                }
+                if let Some(d) = child.inode().follow_link_dentry() {
+                    if resolve & RESOLVE_NO_MAGICLINKS != 0 {
+                        return Err(Errno::ELOOP);
+                    }
+                    let d = d?;
+                    if beneath || resolve & RESOLVE_IN_ROOT != 0 || (no_xdev && !Arc::ptr_eq(&mount_of(&d), &mount_of(&cur))) {
+                        return Err(Errno::EXDEV);
+                    }
+                    cur = d;
+                    if trailing_slash && last {
+                        parts.push_back(b".".to_vec());
+                    }
+                    continue;
                 }
                 let target = child.inode().readlink()?;
                 if target.is_empty() {
                     return Err(Errno::ENOENT);
                 }
                 if target[0] == b'/' {
+                    if beneath || (no_xdev && !Arc::ptr_eq(&mount_of(at.root), &mount_of(&cur))) {
+                        return Err(Errno::EXDEV);
+                    }
                     cur = at.root.clone();
                 }
                 let mut expanded = split(&target)?;
@@ -87,6 +134,18 @@ impl Vfs {
         }
         Ok(cur)
     }
+}
+
+/// The root of the mount `d` belongs to (or the root of the tree).
+fn mount_of(d: &Arc<Dentry>) -> Arc<Dentry> {
+    let mut cur = d.clone();
+    while !cur.is_mount_root() {
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    cur
 }
 
 /// Splits a path into its non-empty components, checking NAME_MAX.

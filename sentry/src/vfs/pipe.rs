@@ -179,6 +179,11 @@ impl Pipe {
         Arc::new(PipeEnd { pipe: self.clone(), read, write })
     }
 
+    /// Whether any read end is open (a FIFO's O_WRONLY|O_NONBLOCK open needs one).
+    pub fn has_readers(&self) -> bool {
+        self.lock().readers > 0
+    }
+
     /// Unread bytes.
     pub fn readable_bytes(&self) -> usize {
         self.lock().bytes
@@ -243,6 +248,63 @@ impl Pipe {
             return r;
         }
         block_on(&[&self.queue], None, || self.try_read(buf, nonblock))
+    }
+
+    /// Copies out up to `buf.len()` unread bytes without consuming them (tee, splice):
+    /// blocks like [`Self::read`] while the pipe is empty and a writer exists.
+    pub fn peek(&self, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut attempt = || {
+            let st = self.lock();
+            if st.segs.is_empty() {
+                return match () {
+                    _ if st.writers == 0 => Some(Ok(0)),
+                    _ if nonblock => Some(Err(Errno::EAGAIN)),
+                    _ => None,
+                };
+            }
+            let mut n = 0;
+            for seg in &st.segs {
+                let k = seg.len().min(buf.len() - n);
+                buf[n..n + k].copy_from_slice(&seg.data[seg.start..seg.start + k]);
+                n += k;
+                if n == buf.len() || seg.packet {
+                    break;
+                }
+            }
+            Some(Ok(n))
+        };
+        if let Some(r) = attempt() {
+            return r;
+        }
+        block_on(&[&self.queue], None, attempt)
+    }
+
+    /// Consumes up to `n` unread bytes (after a [`Self::peek`]); returns how many went.
+    pub fn discard(&self, n: usize) -> usize {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let mut left = n;
+        while left > 0 {
+            let Some(seg) = st.segs.front_mut() else { break };
+            let k = seg.len().min(left);
+            seg.start += k;
+            left -= k;
+            if seg.len() == 0 || seg.packet {
+                let rest = seg.len();
+                st.segs.pop_front();
+                st.bytes -= rest;
+            }
+            st.bytes -= k;
+        }
+        if left < n {
+            st.atime = now();
+        }
+        drop(guard);
+        self.queue.notify_all();
+        n - left
     }
 
     /// Writes all of `buf`, blocking for room unless `nonblock`. Writes of at most
@@ -399,6 +461,10 @@ impl FileImpl for PipeEnd {
 
     fn pipe_size(&self) -> Option<usize> {
         Some(self.pipe.size())
+    }
+
+    fn into_any(self: Arc<Self>) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        Some(self)
     }
 
     fn set_pipe_size(&self, size: u32) -> Result<usize, Errno> {

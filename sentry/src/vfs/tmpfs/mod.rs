@@ -14,6 +14,7 @@
 
 mod dir;
 mod regular;
+mod xattr;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,13 +22,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC;
-use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
-use rvisor_syscalls::flags::open::O_TRUNC;
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+use rvisor_syscalls::flags::open::{O_ACCMODE, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
 use rvisor_syscalls::types::{Stat, Statfs, Timespec};
 use rvisor_syscalls::Errno;
 
 use super::file::FileImpl;
 use super::inode::{Inode, SetAttr, TimeSet};
+use super::pipe::Pipe;
 use crate::mm::{MemoryFile, SharedMemory, DEFAULT_WINDOW};
 use dir::{DirData, TmpfsDirFile};
 use regular::{RegularData, TmpfsFile};
@@ -93,7 +95,9 @@ impl Tmpfs {
         let (kind, nlink) = match ftype {
             S_IFDIR => (Kind::Dir(Mutex::new(DirData::default())), 2),
             S_IFREG => (Kind::Regular(RwLock::new(RegularData::new(SharedMemory::new(self.mf.clone(), 0)))), 1),
-            _ => (Kind::Symlink(target.to_vec()), 1),
+            S_IFLNK => (Kind::Symlink(target.to_vec()), 1),
+            S_IFIFO => (Kind::Fifo(Pipe::new(uid, gid)), 1),
+            _ => (Kind::Socket, 1),
         };
         self.inodes.fetch_add(1, Ordering::Relaxed);
         Arc::new_cyclic(|me| TmpfsInode {
@@ -103,6 +107,7 @@ impl Tmpfs {
             ftype,
             parent: Mutex::new(parent),
             meta: Mutex::new(Meta { mode, uid, gid, nlink, atime: t, mtime: t, ctime: t }),
+            xattrs: Mutex::new(xattr::Xattrs::default()),
             kind,
         })
     }
@@ -143,6 +148,10 @@ enum Kind {
     Dir(Mutex<DirData>),
     Regular(RwLock<RegularData>),
     Symlink(Vec<u8>),
+    /// A named pipe: the pipe its opens share.
+    Fifo(Arc<Pipe>),
+    /// A unix socket's name (binding to it is the socket layer's business).
+    Socket,
 }
 
 /// A file, directory or symlink of a tmpfs.
@@ -155,6 +164,8 @@ pub struct TmpfsInode {
     /// A directory's parent (`..`); changes on rename, under `fs.ns`.
     parent: Mutex<Weak<TmpfsInode>>,
     meta: Mutex<Meta>,
+    /// `user.` extended attributes.
+    xattrs: Mutex<xattr::Xattrs>,
     kind: Kind,
 }
 
@@ -184,7 +195,7 @@ impl TmpfsInode {
         match &self.kind {
             Kind::Regular(r) => Ok(r),
             Kind::Dir(_) => Err(Errno::EISDIR),
-            Kind::Symlink(_) => Err(Errno::EINVAL),
+            Kind::Symlink(_) | Kind::Fifo(_) | Kind::Socket => Err(Errno::EINVAL),
         }
     }
 
@@ -227,6 +238,7 @@ impl Inode for TmpfsInode {
             }
             Kind::Dir(d) => ((lock(d).len() as i64 + 2) * BOGO_DIRENT_SIZE, 0),
             Kind::Symlink(t) => (t.len() as i64, 0),
+            Kind::Fifo(_) | Kind::Socket => (0, 0),
         };
         let m = *self.meta();
         Ok(Stat {
@@ -276,6 +288,8 @@ impl Inode for TmpfsInode {
                 Ok(Arc::new(TmpfsFile::new(me)))
             }
             Kind::Symlink(_) => Err(Errno::ELOOP),
+            Kind::Fifo(pipe) => Ok(open_fifo(pipe, flags)?),
+            Kind::Socket => Err(Errno::ENXIO),
         }
     }
 
@@ -353,6 +367,35 @@ impl Inode for TmpfsInode {
         Ok(())
     }
 
+    fn mknod(&self, name: &[u8], mode: u32, _rdev: u64, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
+        match mode & S_IFMT {
+            S_IFREG | S_IFIFO | S_IFSOCK => Ok(self.add_node(name, mode & (S_IFMT | 0o7777), uid, gid, None)?),
+            0 => Ok(self.add_node(name, S_IFREG | (mode & 0o7777), uid, gid, None)?),
+            // Device nodes would need a device switch; none is reachable through tmpfs.
+            _ => Err(Errno::EPERM),
+        }
+    }
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        lock(&self.xattrs).get(name)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> Result<(), Errno> {
+        lock(&self.xattrs).set(name, value, flags)?;
+        self.meta().ctime = now();
+        Ok(())
+    }
+
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        Ok(lock(&self.xattrs).list())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
+        lock(&self.xattrs).remove(name)?;
+        self.meta().ctime = now();
+        Ok(())
+    }
+
     fn setattr(&self, attr: &SetAttr) -> Result<(), Errno> {
         let mut m = self.meta();
         let t = now();
@@ -378,6 +421,22 @@ impl Inode for TmpfsInode {
         m.ctime = t;
         Ok(())
     }
+}
+
+/// Opens an end of a named pipe. O_RDWR opens both ends; O_WRONLY|O_NONBLOCK without a
+/// reader is ENXIO. Unlike Linux, a blocking open does not wait for the other end (the
+/// open has no task to block): it opens its end at once.
+pub(crate) fn open_fifo(pipe: &Arc<Pipe>, flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
+    let (read, write) = match flags & O_ACCMODE {
+        O_RDONLY => (true, false),
+        O_WRONLY => (false, true),
+        O_RDWR => (true, true),
+        _ => return Err(Errno::EINVAL),
+    };
+    if write && !read && flags & O_NONBLOCK != 0 && !pipe.has_readers() {
+        return Err(Errno::ENXIO);
+    }
+    Ok(pipe.open_end(read, write))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use rvisor_syscalls::flags::fcntl::{F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE};
 use rvisor_syscalls::flags::open::{O_APPEND, O_NOATIME};
 use rvisor_syscalls::types::Stat;
 use rvisor_syscalls::Errno;
@@ -25,11 +26,14 @@ fn errno(e: MmError) -> Errno {
 pub(super) struct RegularData {
     pub(super) size: u64,
     pub(super) obj: Arc<SharedMemory>,
+    /// memfd seals (`F_SEAL_*`): a file not made by memfd_create(MFD_ALLOW_SEALING) is
+    /// born with F_SEAL_SEAL, so none can be added.
+    seals: u32,
 }
 
 impl RegularData {
     pub(super) fn new(obj: Arc<SharedMemory>) -> RegularData {
-        RegularData { size: 0, obj }
+        RegularData { size: 0, obj, seals: F_SEAL_SEAL }
     }
 
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
@@ -64,8 +68,14 @@ impl RegularData {
     /// Writes `buf` at `off` (at the end with `append`); returns how much was written.
     fn write(&mut self, off: u64, buf: &[u8], append: bool) -> Result<usize, Errno> {
         let off = if append { self.size } else { off };
+        if self.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+            return Err(Errno::EPERM);
+        }
         if buf.is_empty() {
             return Ok(0);
+        }
+        if self.seals & F_SEAL_GROW != 0 && off.saturating_add(buf.len() as u64) > self.size {
+            return Err(Errno::EPERM);
         }
         if off >= MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
@@ -86,12 +96,23 @@ impl RegularData {
 
     /// truncate(2) to `size`.
     pub(super) fn truncate(&mut self, size: u64) -> Result<(), Errno> {
+        if (size < self.size && self.seals & F_SEAL_SHRINK != 0) || (size > self.size && self.seals & F_SEAL_GROW != 0) {
+            return Err(Errno::EPERM);
+        }
         self.resize(size)
     }
 
     /// fallocate(2); returns whether the contents or size changed (for the timestamps).
     pub(super) fn fallocate(&mut self, mode: u32, off: u64, len: u64) -> Result<bool, Errno> {
         let end = off.checked_add(len).filter(|&e| e <= MAX_FILE_SIZE).ok_or(Errno::EFBIG)?;
+        let sealed = match mode {
+            0 => self.seals & F_SEAL_GROW != 0 && end > self.size,
+            FALLOC_FL_KEEP_SIZE => false,
+            _ => self.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0,
+        };
+        if sealed {
+            return Err(Errno::EPERM);
+        }
         match mode {
             0 | FALLOC_FL_KEEP_SIZE => {
                 let grows = mode == 0 && end > self.size;
@@ -158,5 +179,38 @@ impl FileImpl for TmpfsFile {
         let r = self.node.regular().ok()?;
         let data = r.read().unwrap_or_else(|p| p.into_inner());
         Some(data.obj.clone())
+    }
+}
+
+/// memfd seals, kept with the data they guard (see [`crate::vfs::memfd`]).
+impl TmpfsInode {
+    /// F_GET_SEALS. EINVAL for a file that is not regular.
+    pub fn seals(&self) -> Result<u32, Errno> {
+        let r = self.regular().map_err(|_| Errno::EINVAL)?;
+        let seals = r.read().unwrap_or_else(|p| p.into_inner()).seals;
+        Ok(seals)
+    }
+
+    /// Replaces the seals wholesale (memfd_create's initial seals).
+    pub fn set_initial_seals(&self, seals: u32) -> Result<(), Errno> {
+        let r = self.regular().map_err(|_| Errno::EINVAL)?;
+        r.write().unwrap_or_else(|p| p.into_inner()).seals = seals;
+        Ok(())
+    }
+
+    /// F_ADD_SEALS: EPERM once F_SEAL_SEAL is set. F_SEAL_WRITE is refused with EBUSY
+    /// while the pages are mapped anywhere: the object has no count of writable shared
+    /// mappings, so any live mapping (even read-only or private) counts.
+    pub fn add_seals(&self, seals: u32) -> Result<(), Errno> {
+        let r = self.regular().map_err(|_| Errno::EINVAL)?;
+        let mut data = r.write().unwrap_or_else(|p| p.into_inner());
+        if data.seals & F_SEAL_SEAL != 0 {
+            return Err(Errno::EPERM);
+        }
+        if seals & F_SEAL_WRITE != 0 && data.seals & F_SEAL_WRITE == 0 && Arc::strong_count(&data.obj) > 1 {
+            return Err(Errno::EBUSY);
+        }
+        data.seals |= seals;
+        Ok(())
     }
 }

@@ -5,7 +5,8 @@
 //! a walk opens one name in one directory, and an open reopens a node either through its own
 //! descriptor (directories, `"."`) or as one name in its parent directory, checking that the
 //! inode opened is the one walked to. A symlink swapped into the tree under the server
-//! therefore cannot lead it outside the served tree.
+//! therefore cannot lead it outside the served tree. Changes (create, mkdir, unlink,
+//! rename, setattr, xattrs, ...) follow the same rule: see [`mutate`].
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -23,8 +24,10 @@ use rvisor_syscalls::Errno;
 use crate::error::GoferError;
 use crate::framing::{self, Received};
 use crate::host;
+mod mutate;
+
 use crate::protocol::{
-    parse_frame, validate_name, DirEntry, Fid, Request, Response, MAX_GETDENTS_BYTES, MAX_MESSAGE,
+    parse_frame, validate_name, DirEntry, Fid, Op, Request, Response, MAX_GETDENTS_BYTES, MAX_MESSAGE,
     MAX_SYMLINK,
 };
 
@@ -119,9 +122,9 @@ struct Node {
     /// `O_PATH|O_NOFOLLOW` descriptor of the node (for the root: the descriptor given to
     /// [`serve`]).
     fd: Rc<OwnedFd>,
-    /// The parent directory's descriptor and this node's name in it; `None` for the root.
+    /// The parent directory and this node's name in it; `None` for the root.
     /// Non-directories are opened as this name in this directory.
-    parent: Option<(Rc<OwnedFd>, CString)>,
+    parent: Option<Parent>,
     /// Identity when walked to: an open must reach the same inode.
     dev: u64,
     ino: u64,
@@ -129,6 +132,17 @@ struct Node {
     kind: u32,
     /// An open directory stream for getdents, made on first use.
     dir_stream: Option<OwnedFd>,
+}
+
+/// Where a node was walked to (kept in step by renames made through the server).
+struct Parent {
+    /// The directory's descriptor.
+    fd: Rc<OwnedFd>,
+    /// The directory's identity.
+    dev: u64,
+    ino: u64,
+    /// The node's name in it.
+    name: CString,
 }
 
 struct Server {
@@ -215,6 +229,96 @@ impl Server {
                 },
                 None,
             ),
+            Request::Create {
+                dir,
+                name,
+                flags,
+                mode,
+                uid,
+                gid,
+            } => {
+                let (fid, attr, fd) = self.create(dir, name, flags, mode, (uid, gid))?;
+                let op = Op::Create;
+                (Response::New { op, fid, attr }, Some(fd))
+            }
+            Request::Mkdir {
+                dir,
+                name,
+                mode,
+                uid,
+                gid,
+            } => {
+                let (fid, attr) = self.mkdir(dir, name, mode, (uid, gid))?;
+                (Response::New { op: Op::Mkdir, fid, attr }, None)
+            }
+            Request::Mknod {
+                dir,
+                name,
+                mode,
+                rdev: _,
+                uid,
+                gid,
+            } => {
+                let (fid, attr) = self.mknod(dir, name, mode, (uid, gid))?;
+                (Response::New { op: Op::Mknod, fid, attr }, None)
+            }
+            Request::Symlink {
+                dir,
+                name,
+                target,
+                uid,
+                gid,
+            } => {
+                let (fid, attr) = self.symlink(dir, name, target, (uid, gid))?;
+                (Response::New { op: Op::Symlink, fid, attr }, None)
+            }
+            Request::Link { target, dir, name } => {
+                self.link(target, dir, name)?;
+                (Response::Done(Op::Link), None)
+            }
+            Request::Unlink { dir, name, flags } => {
+                self.unlink(dir, name, flags)?;
+                (Response::Done(Op::Unlink), None)
+            }
+            Request::Rename {
+                old_dir,
+                old_name,
+                new_dir,
+                new_name,
+                flags,
+            } => {
+                self.rename(old_dir, old_name, new_dir, new_name, flags)?;
+                (Response::Done(Op::Rename), None)
+            }
+            Request::Setattr { fid, attr } => {
+                self.setattr(fid, attr)?;
+                (Response::Done(Op::Setattr), None)
+            }
+            Request::Getxattr { fid, name } => (
+                Response::Getxattr {
+                    value: self.getxattr(fid, name)?,
+                },
+                None,
+            ),
+            Request::Setxattr {
+                fid,
+                name,
+                value,
+                flags,
+            } => {
+                self.setxattr(fid, name, value, flags)?;
+                (Response::Done(Op::Setxattr), None)
+            }
+            Request::Listxattr { fid } => (
+                Response::Listxattr {
+                    names: self.listxattr(fid)?,
+                },
+                None,
+            ),
+            Request::Removexattr { fid, name } => {
+                self.removexattr(fid, name)?;
+                (Response::Done(Op::Removexattr), None)
+            }
         })
     }
 
@@ -247,14 +351,21 @@ impl Server {
 
     fn walk(&mut self, dir: Fid, name: Vec<u8>) -> Result<(Fid, Stat), Errno> {
         validate_name(&name)?;
-        let parent = Rc::clone(&self.node(dir)?.fd);
+        let dir_node = self.node(dir)?;
+        let parent_fd = Rc::clone(&dir_node.fd);
+        let (dev, ino) = (dir_node.dev, dir_node.ino);
         let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
         let flags = (O_PATH | O_NOFOLLOW | O_CLOEXEC) as i32;
-        let fd = host::openat(parent.as_fd(), &name, flags)?;
+        let fd = host::openat(parent_fd.as_fd(), &name, flags)?;
         let attr = host::fstat(fd.as_fd())?;
         let node = Node {
             fd: Rc::new(fd),
-            parent: Some((parent, name)),
+            parent: Some(Parent {
+                fd: parent_fd,
+                dev,
+                ino,
+                name,
+            }),
             dev: attr.st_dev,
             ino: attr.st_ino,
             kind: attr.st_mode & S_IFMT,
@@ -278,10 +389,10 @@ impl Server {
         if node.kind != S_IFREG {
             return Err(refusal(node.kind));
         }
-        let (parent, name) = node.parent.as_ref().ok_or(Errno::EINVAL)?;
+        let parent = node.parent.as_ref().ok_or(Errno::EINVAL)?;
         // O_NONBLOCK so that, if a fifo was swapped in, opening it cannot block the gofer.
         let host_flags = flags | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
-        let fd = host::openat(parent.as_fd(), name, host_flags as i32)?;
+        let fd = host::openat(parent.fd.as_fd(), &parent.name, host_flags as i32)?;
         let st = host::fstat(fd.as_fd())?;
         if st.st_dev != node.dev || st.st_ino != node.ino {
             tracing::debug!(fid, "gofer: node replaced since walk");

@@ -25,8 +25,9 @@ pub type Fid = u64;
 
 /// Size of the fixed message header.
 pub const HEADER_LEN: usize = 8;
-/// Largest message (header + body) either side sends or accepts.
-pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Largest message (header + body) either side sends or accepts: room for the largest
+/// extended attribute value ([`MAX_XATTR_VALUE`]) with its header and fields.
+pub const MAX_MESSAGE: usize = 72 * 1024;
 /// Largest body.
 pub const MAX_BODY: usize = MAX_MESSAGE - HEADER_LEN;
 /// Longest file name in a walk or directory entry (`NAME_MAX`).
@@ -40,6 +41,12 @@ pub const MAX_GETDENTS_BYTES: u32 = 60 * 1024;
 pub const REPLY_BIT: u32 = 0x8000_0000;
 /// Code of an error response; the body is one `i32` errno.
 pub const R_ERROR: u32 = REPLY_BIT;
+/// Longest extended attribute name (`XATTR_NAME_MAX`).
+pub const MAX_XATTR_NAME: usize = 255;
+/// Largest extended attribute value (`XATTR_SIZE_MAX`).
+pub const MAX_XATTR_VALUE: usize = 64 * 1024;
+/// Largest extended attribute name list (`XATTR_LIST_MAX`).
+pub const MAX_XATTR_LIST: usize = 64 * 1024;
 /// Size of one encoded directory entry without its name.
 const DIRENT_FIXED_LEN: usize = 8 + 8 + 1 + 2;
 /// Encoded size of a [`Stat`].
@@ -49,9 +56,7 @@ pub const STATFS_LEN: usize = 8 * 7 + 4 * 2 + 8 * 3;
 
 /// Operation codes. Codes are stable: new operations take new numbers.
 ///
-/// Reserved for operations to come: 9 create, 10 mkdir, 11 mknod, 12 symlink, 13 link,
-/// 14 unlink, 15 rename, 16 setstat, 17 getxattr, 18 setxattr, 19 listxattr,
-/// 20 removexattr, 21 connect (host unix sockets).
+/// Reserved for operations to come: 21 connect (host unix sockets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Op {
@@ -63,6 +68,18 @@ pub enum Op {
     Getdents = 6,
     Clunk = 7,
     Statfs = 8,
+    Create = 9,
+    Mkdir = 10,
+    Mknod = 11,
+    Symlink = 12,
+    Link = 13,
+    Unlink = 14,
+    Rename = 15,
+    Setattr = 16,
+    Getxattr = 17,
+    Setxattr = 18,
+    Listxattr = 19,
+    Removexattr = 20,
 }
 
 impl Op {
@@ -77,6 +94,18 @@ impl Op {
             6 => Op::Getdents,
             7 => Op::Clunk,
             8 => Op::Statfs,
+            9 => Op::Create,
+            10 => Op::Mkdir,
+            11 => Op::Mknod,
+            12 => Op::Symlink,
+            13 => Op::Link,
+            14 => Op::Unlink,
+            15 => Op::Rename,
+            16 => Op::Setattr,
+            17 => Op::Getxattr,
+            18 => Op::Setxattr,
+            19 => Op::Listxattr,
+            20 => Op::Removexattr,
             _ => return None,
         })
     }
@@ -192,6 +221,26 @@ impl Encoder {
         Ok(self)
     }
 
+    /// A byte string with a `u32` length prefix, at most `max` bytes.
+    pub fn bytes32(
+        &mut self,
+        what: &'static str,
+        v: &[u8],
+        max: usize,
+    ) -> Result<&mut Self, ProtocolError> {
+        let len = u32::try_from(v.len())
+            .ok()
+            .filter(|&l| l as usize <= max);
+        let len = len.ok_or(ProtocolError::TooLong {
+            what,
+            len: v.len(),
+            max,
+        })?;
+        self.u32(len);
+        self.buf.extend_from_slice(v);
+        Ok(self)
+    }
+
     /// The finished message (header + body), or an error if it exceeds [`MAX_MESSAGE`].
     pub fn finish(mut self) -> Result<Vec<u8>, ProtocolError> {
         if self.buf.len() > MAX_MESSAGE {
@@ -250,6 +299,20 @@ impl<'a> Decoder<'a> {
     /// A byte string with a `u16` length prefix, at most `max` bytes.
     pub fn bytes16(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], ProtocolError> {
         let len = usize::from(self.u16()?);
+        if len > max {
+            return Err(ProtocolError::TooLong { what, len, max });
+        }
+        if len > self.buf.len() {
+            return Err(ProtocolError::Truncated);
+        }
+        let (head, rest) = self.buf.split_at(len);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    /// A byte string with a `u32` length prefix, at most `max` bytes.
+    pub fn bytes32(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], ProtocolError> {
+        let len = self.u32()? as usize;
         if len > max {
             return Err(ProtocolError::TooLong { what, len, max });
         }
@@ -353,6 +416,157 @@ pub enum Request {
     Clunk { fid: Fid },
     /// statfs(2) of the filesystem holding the node.
     Statfs { fid: Fid },
+    /// Create the regular file `name` in `dir` (exclusively: EEXIST if the name exists),
+    /// opened with open(2) access mode and status `flags`, permission bits `mode`, owned
+    /// by `uid`/`gid`. The answer is a new fid and donates the opened host fd.
+    Create {
+        dir: Fid,
+        name: Vec<u8>,
+        flags: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// Create the directory `name` in `dir`.
+    Mkdir {
+        dir: Fid,
+        name: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// Create the fifo, socket or empty regular file `name` in `dir` (`mode` includes the
+    /// type; devices are refused).
+    Mknod {
+        dir: Fid,
+        name: Vec<u8>,
+        mode: u32,
+        rdev: u64,
+        uid: u32,
+        gid: u32,
+    },
+    /// Create the symlink `name` in `dir` pointing to `target`.
+    Symlink {
+        dir: Fid,
+        name: Vec<u8>,
+        target: Vec<u8>,
+        uid: u32,
+        gid: u32,
+    },
+    /// Add the name `name` in `dir` for the node `target` (not a directory).
+    Link { target: Fid, dir: Fid, name: Vec<u8> },
+    /// Remove `name` from `dir`; `flags` is 0 or `AT_REMOVEDIR`.
+    Unlink { dir: Fid, name: Vec<u8>, flags: u32 },
+    /// renameat2(2) of `old_name` in `old_dir` to `new_name` in `new_dir`; `flags` is a
+    /// combination of [`RENAME_NOREPLACE`] or [`RENAME_EXCHANGE`].
+    Rename {
+        old_dir: Fid,
+        old_name: Vec<u8>,
+        new_dir: Fid,
+        new_name: Vec<u8>,
+        flags: u32,
+    },
+    /// Change the node's mode, owner, size or timestamps.
+    Setattr { fid: Fid, attr: SetAttrMsg },
+    /// The value of the extended attribute `name` (`user.` namespace only).
+    Getxattr { fid: Fid, name: Vec<u8> },
+    /// Set the extended attribute `name`; `flags` is 0, [`XATTR_CREATE`] or [`XATTR_REPLACE`].
+    Setxattr {
+        fid: Fid,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        flags: u32,
+    },
+    /// The names of the node's extended attributes (`user.` namespace only).
+    Listxattr { fid: Fid },
+    /// Remove the extended attribute `name`.
+    Removexattr { fid: Fid, name: Vec<u8> },
+}
+
+/// renameat2(2): fail rather than replace the target.
+pub const RENAME_NOREPLACE: u32 = 1;
+/// renameat2(2): swap the two names.
+pub const RENAME_EXCHANGE: u32 = 2;
+/// unlinkat(2): remove a directory.
+pub const AT_REMOVEDIR: u32 = 0x200;
+/// setxattr(2): fail if the attribute exists.
+pub const XATTR_CREATE: u32 = 1;
+/// setxattr(2): fail unless the attribute exists.
+pub const XATTR_REPLACE: u32 = 2;
+
+/// Which fields of a [`SetAttrMsg`] apply.
+pub mod setattr_valid {
+    pub const MODE: u32 = 1 << 0;
+    pub const UID: u32 = 1 << 1;
+    pub const GID: u32 = 1 << 2;
+    pub const SIZE: u32 = 1 << 3;
+    /// Set the access time to `atime`.
+    pub const ATIME: u32 = 1 << 4;
+    /// Set the access time to the current time.
+    pub const ATIME_NOW: u32 = 1 << 5;
+    pub const MTIME: u32 = 1 << 6;
+    pub const MTIME_NOW: u32 = 1 << 7;
+    /// Every known bit.
+    pub const ALL: u32 = (1 << 8) - 1;
+}
+
+/// The attribute changes of a setattr request; fields not named in `valid` are ignored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttrMsg {
+    /// [`setattr_valid`] bits.
+    pub valid: u32,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime_sec: i64,
+    pub atime_nsec: i64,
+    pub mtime_sec: i64,
+    pub mtime_nsec: i64,
+}
+
+impl SetAttrMsg {
+    fn put(&self, e: &mut Encoder) {
+        e.u32(self.valid).u32(self.mode).u32(self.uid).u32(self.gid);
+        e.u64(self.size);
+        e.i64(self.atime_sec).i64(self.atime_nsec);
+        e.i64(self.mtime_sec).i64(self.mtime_nsec);
+    }
+
+    fn get(d: &mut Decoder<'_>) -> Result<SetAttrMsg, ProtocolError> {
+        use setattr_valid::*;
+        let m = SetAttrMsg {
+            valid: d.u32()?,
+            mode: d.u32()?,
+            uid: d.u32()?,
+            gid: d.u32()?,
+            size: d.u64()?,
+            atime_sec: d.i64()?,
+            atime_nsec: d.i64()?,
+            mtime_sec: d.i64()?,
+            mtime_nsec: d.i64()?,
+        };
+        let nsec_ok = |n: i64| (0..1_000_000_000).contains(&n);
+        if m.valid & !ALL != 0
+            || m.valid & (ATIME | ATIME_NOW) == ATIME | ATIME_NOW
+            || m.valid & (MTIME | MTIME_NOW) == MTIME | MTIME_NOW
+        {
+            return Err(ProtocolError::Invalid("setattr fields"));
+        }
+        if m.valid & MODE != 0 && m.mode & !0o7777 != 0 {
+            return Err(ProtocolError::Invalid("setattr mode"));
+        }
+        if (m.valid & ATIME != 0 && !nsec_ok(m.atime_nsec))
+            || (m.valid & MTIME != 0 && !nsec_ok(m.mtime_nsec))
+        {
+            return Err(ProtocolError::Invalid("setattr time"));
+        }
+        if m.valid & SIZE != 0 && i64::try_from(m.size).is_err() {
+            return Err(ProtocolError::Invalid("setattr size"));
+        }
+        Ok(m)
+    }
 }
 
 impl Request {
@@ -366,6 +580,18 @@ impl Request {
             Request::Getdents { .. } => Op::Getdents,
             Request::Clunk { .. } => Op::Clunk,
             Request::Statfs { .. } => Op::Statfs,
+            Request::Create { .. } => Op::Create,
+            Request::Mkdir { .. } => Op::Mkdir,
+            Request::Mknod { .. } => Op::Mknod,
+            Request::Symlink { .. } => Op::Symlink,
+            Request::Link { .. } => Op::Link,
+            Request::Unlink { .. } => Op::Unlink,
+            Request::Rename { .. } => Op::Rename,
+            Request::Setattr { .. } => Op::Setattr,
+            Request::Getxattr { .. } => Op::Getxattr,
+            Request::Setxattr { .. } => Op::Setxattr,
+            Request::Listxattr { .. } => Op::Listxattr,
+            Request::Removexattr { .. } => Op::Removexattr,
         }
     }
 
@@ -380,7 +606,8 @@ impl Request {
             Request::Stat { fid }
             | Request::Readlink { fid }
             | Request::Clunk { fid }
-            | Request::Statfs { fid } => {
+            | Request::Statfs { fid }
+            | Request::Listxattr { fid } => {
                 e.u64(*fid);
             }
             Request::Open { fid, flags } => {
@@ -392,6 +619,82 @@ impl Request {
                 max_bytes,
             } => {
                 e.u64(*dir).u64(*offset).u32(*max_bytes);
+            }
+            Request::Create {
+                dir,
+                name,
+                flags,
+                mode,
+                uid,
+                gid,
+            } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+                e.u32(*flags).u32(*mode).u32(*uid).u32(*gid);
+            }
+            Request::Mkdir {
+                dir,
+                name,
+                mode,
+                uid,
+                gid,
+            } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+                e.u32(*mode).u32(*uid).u32(*gid);
+            }
+            Request::Mknod {
+                dir,
+                name,
+                mode,
+                rdev,
+                uid,
+                gid,
+            } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+                e.u32(*mode).u64(*rdev).u32(*uid).u32(*gid);
+            }
+            Request::Symlink {
+                dir,
+                name,
+                target,
+                uid,
+                gid,
+            } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+                e.bytes16("symlink target", target, MAX_SYMLINK)?;
+                e.u32(*uid).u32(*gid);
+            }
+            Request::Link { target, dir, name } => {
+                e.u64(*target).u64(*dir).bytes16("name", name, MAX_NAME)?;
+            }
+            Request::Unlink { dir, name, flags } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?.u32(*flags);
+            }
+            Request::Rename {
+                old_dir,
+                old_name,
+                new_dir,
+                new_name,
+                flags,
+            } => {
+                e.u64(*old_dir).bytes16("name", old_name, MAX_NAME)?;
+                e.u64(*new_dir).bytes16("name", new_name, MAX_NAME)?;
+                e.u32(*flags);
+            }
+            Request::Setattr { fid, attr } => {
+                e.u64(*fid);
+                attr.put(&mut e);
+            }
+            Request::Getxattr { fid, name } | Request::Removexattr { fid, name } => {
+                e.u64(*fid).bytes16("xattr name", name, MAX_XATTR_NAME)?;
+            }
+            Request::Setxattr {
+                fid,
+                name,
+                value,
+                flags,
+            } => {
+                e.u64(*fid).bytes16("xattr name", name, MAX_XATTR_NAME)?;
+                e.bytes32("xattr value", value, MAX_XATTR_VALUE)?.u32(*flags);
             }
         }
         e.finish()
@@ -421,6 +724,99 @@ impl Request {
             },
             Op::Clunk => Request::Clunk { fid: d.u64()? },
             Op::Statfs => Request::Statfs { fid: d.u64()? },
+            Op::Create => Request::Create {
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+                flags: d.u32()?,
+                mode: d.u32()?,
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            Op::Mkdir => Request::Mkdir {
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+                mode: d.u32()?,
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            Op::Mknod => Request::Mknod {
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+                mode: d.u32()?,
+                rdev: d.u64()?,
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            Op::Symlink => Request::Symlink {
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+                target: d.bytes16("symlink target", MAX_SYMLINK)?.to_vec(),
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            Op::Link => Request::Link {
+                target: d.u64()?,
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+            },
+            Op::Unlink => {
+                let (dir, name, flags) = (d.u64()?, d.bytes16("name", MAX_NAME)?, d.u32()?);
+                if flags & !AT_REMOVEDIR != 0 {
+                    return Err(ProtocolError::Invalid("unlink flags"));
+                }
+                Request::Unlink {
+                    dir,
+                    name: name.to_vec(),
+                    flags,
+                }
+            }
+            Op::Rename => {
+                let old_dir = d.u64()?;
+                let old_name = d.bytes16("name", MAX_NAME)?.to_vec();
+                let new_dir = d.u64()?;
+                let new_name = d.bytes16("name", MAX_NAME)?.to_vec();
+                let flags = d.u32()?;
+                if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+                    || flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+                {
+                    return Err(ProtocolError::Invalid("rename flags"));
+                }
+                Request::Rename {
+                    old_dir,
+                    old_name,
+                    new_dir,
+                    new_name,
+                    flags,
+                }
+            }
+            Op::Setattr => Request::Setattr {
+                fid: d.u64()?,
+                attr: SetAttrMsg::get(&mut d)?,
+            },
+            Op::Getxattr => Request::Getxattr {
+                fid: d.u64()?,
+                name: d.bytes16("xattr name", MAX_XATTR_NAME)?.to_vec(),
+            },
+            Op::Setxattr => {
+                let fid = d.u64()?;
+                let name = d.bytes16("xattr name", MAX_XATTR_NAME)?.to_vec();
+                let value = d.bytes32("xattr value", MAX_XATTR_VALUE)?.to_vec();
+                let flags = d.u32()?;
+                if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
+                    return Err(ProtocolError::Invalid("setxattr flags"));
+                }
+                Request::Setxattr {
+                    fid,
+                    name,
+                    value,
+                    flags,
+                }
+            }
+            Op::Listxattr => Request::Listxattr { fid: d.u64()? },
+            Op::Removexattr => Request::Removexattr {
+                fid: d.u64()?,
+                name: d.bytes16("xattr name", MAX_XATTR_NAME)?.to_vec(),
+            },
         };
         d.finish()?;
         Ok(req)
@@ -456,6 +852,36 @@ pub enum Response {
     Statfs {
         statfs: Statfs,
     },
+    /// A node made by [`Op::Create`] (which donates the opened fd), [`Op::Mkdir`],
+    /// [`Op::Mknod`] or [`Op::Symlink`]: its new fid and attributes.
+    New {
+        op: Op,
+        fid: Fid,
+        attr: Stat,
+    },
+    /// Success of [`Op::Link`], [`Op::Unlink`], [`Op::Rename`], [`Op::Setattr`],
+    /// [`Op::Setxattr`] or [`Op::Removexattr`], which answer nothing else.
+    Done(Op),
+    Getxattr {
+        value: Vec<u8>,
+    },
+    /// NUL-terminated names, as listxattr(2) returns them.
+    Listxattr {
+        names: Vec<u8>,
+    },
+}
+
+/// Whether `op` is answered with [`Response::New`].
+fn answers_new(op: Op) -> bool {
+    matches!(op, Op::Create | Op::Mkdir | Op::Mknod | Op::Symlink)
+}
+
+/// Whether `op` is answered with [`Response::Done`].
+fn answers_done(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Link | Op::Unlink | Op::Rename | Op::Setattr | Op::Setxattr | Op::Removexattr
+    )
 }
 
 impl Response {
@@ -471,6 +897,9 @@ impl Response {
             Response::Getdents { .. } => Op::Getdents,
             Response::Clunk => Op::Clunk,
             Response::Statfs { .. } => Op::Statfs,
+            Response::New { op, .. } | Response::Done(op) => *op,
+            Response::Getxattr { .. } => Op::Getxattr,
+            Response::Listxattr { .. } => Op::Listxattr,
         })
     }
 
@@ -504,6 +933,24 @@ impl Response {
                 }
             }
             Response::Statfs { statfs } => put_statfs(&mut e, statfs),
+            Response::New { op, fid, attr } => {
+                if !answers_new(*op) {
+                    return Err(ProtocolError::Invalid("new-node answer op"));
+                }
+                e.u64(*fid);
+                put_stat(&mut e, attr);
+            }
+            Response::Done(op) => {
+                if !answers_done(*op) {
+                    return Err(ProtocolError::Invalid("empty answer op"));
+                }
+            }
+            Response::Getxattr { value } => {
+                e.bytes32("xattr value", value, MAX_XATTR_VALUE)?;
+            }
+            Response::Listxattr { names } => {
+                e.bytes32("xattr list", names, MAX_XATTR_LIST)?;
+            }
         }
         e.finish()
     }
@@ -575,6 +1022,26 @@ impl Response {
             Op::Statfs => Response::Statfs {
                 statfs: get_statfs(&mut d)?,
             },
+            op if answers_new(op) => Response::New {
+                op,
+                fid: d.u64()?,
+                attr: get_stat(&mut d)?,
+            },
+            op if answers_done(op) => Response::Done(op),
+            Op::Getxattr => Response::Getxattr {
+                value: d.bytes32("xattr value", MAX_XATTR_VALUE)?.to_vec(),
+            },
+            Op::Listxattr => {
+                let names = d.bytes32("xattr list", MAX_XATTR_LIST)?;
+                if names.last().is_some_and(|&b| b != 0) {
+                    return Err(ProtocolError::Invalid("xattr list"));
+                }
+                Response::Listxattr {
+                    names: names.to_vec(),
+                }
+            }
+            // Every op is answered by one of the arms above.
+            _ => return Err(ProtocolError::UnknownReply(code)),
         };
         d.finish()?;
         Ok(resp)
@@ -645,270 +1112,4 @@ fn get_statfs(d: &mut Decoder<'_>) -> Result<Statfs, ProtocolError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample_stat() -> Stat {
-        Stat {
-            st_dev: 0x803,
-            st_ino: 1234567,
-            st_nlink: 2,
-            st_mode: 0o100644,
-            st_uid: 1000,
-            st_gid: 1001,
-            st_rdev: 7,
-            st_size: 4096,
-            st_blksize: 4096,
-            st_blocks: 8,
-            st_atime: 1,
-            st_atime_nsec: 2,
-            st_mtime: 3,
-            st_mtime_nsec: 4,
-            st_ctime: -5,
-            st_ctime_nsec: 999_999_999,
-            ..Stat::default()
-        }
-    }
-
-    fn sample_requests() -> Vec<Request> {
-        vec![
-            Request::Attach,
-            Request::Walk {
-                dir: 1,
-                name: b"etc".to_vec(),
-            },
-            Request::Stat { fid: 2 },
-            Request::Open { fid: 3, flags: 0o2 },
-            Request::Readlink { fid: 4 },
-            Request::Getdents {
-                dir: 5,
-                offset: u64::MAX,
-                max_bytes: 4096,
-            },
-            Request::Clunk { fid: 6 },
-            Request::Statfs { fid: 7 },
-        ]
-    }
-
-    fn sample_responses() -> Vec<Response> {
-        let statfs = Statfs {
-            f_type: 0xef53,
-            f_bsize: 4096,
-            f_blocks: 10,
-            f_fsid: [1, -2],
-            f_namelen: 255,
-            ..Statfs::default()
-        };
-        vec![
-            Response::Error(Errno::ENOENT),
-            Response::Attach {
-                fid: 1,
-                attr: sample_stat(),
-            },
-            Response::Walk {
-                fid: 2,
-                attr: sample_stat(),
-            },
-            Response::Stat {
-                attr: sample_stat(),
-            },
-            Response::Open,
-            Response::Readlink {
-                target: b"/etc/passwd".to_vec(),
-            },
-            Response::Getdents {
-                entries: vec![
-                    DirEntry {
-                        ino: 1,
-                        next_offset: 10,
-                        d_type: 4,
-                        name: b".".to_vec(),
-                    },
-                    DirEntry {
-                        ino: 2,
-                        next_offset: u64::MAX,
-                        d_type: 8,
-                        name: vec![b'x'; 255],
-                    },
-                ],
-            },
-            Response::Getdents { entries: vec![] },
-            Response::Clunk,
-            Response::Statfs { statfs },
-        ]
-    }
-
-    #[test]
-    fn every_request_round_trips() {
-        for req in sample_requests() {
-            let msg = req.encode().unwrap();
-            let (code, body) = parse_frame(&msg).unwrap();
-            assert_eq!(code, req.op().code());
-            assert_eq!(Request::decode(code, body).unwrap(), req);
-        }
-    }
-
-    #[test]
-    fn every_response_round_trips() {
-        for resp in sample_responses() {
-            let msg = resp.encode().unwrap();
-            let (code, body) = parse_frame(&msg).unwrap();
-            assert_eq!(Response::decode(code, body).unwrap(), resp);
-        }
-    }
-
-    #[test]
-    fn stat_and_statfs_encode_to_their_declared_sizes() {
-        let msg = Response::Stat {
-            attr: sample_stat(),
-        }
-        .encode()
-        .unwrap();
-        assert_eq!(msg.len(), HEADER_LEN + STAT_LEN);
-        let msg = Response::Statfs {
-            statfs: Statfs::default(),
-        }
-        .encode()
-        .unwrap();
-        assert_eq!(msg.len(), HEADER_LEN + STATFS_LEN);
-    }
-
-    #[test]
-    fn every_truncation_of_every_message_is_an_error_not_a_panic() {
-        for req in sample_requests() {
-            let msg = req.encode().unwrap();
-            let (code, body) = parse_frame(&msg).unwrap();
-            for cut in 0..body.len() {
-                assert!(
-                    Request::decode(code, &body[..cut]).is_err(),
-                    "{req:?} cut at {cut}"
-                );
-            }
-        }
-        for resp in sample_responses() {
-            let msg = resp.encode().unwrap();
-            let (code, body) = parse_frame(&msg).unwrap();
-            for cut in 0..body.len() {
-                assert!(
-                    Response::decode(code, &body[..cut]).is_err(),
-                    "{resp:?} cut at {cut}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn trailing_bytes_are_rejected() {
-        let mut msg = Request::Stat { fid: 1 }.encode().unwrap();
-        msg.push(0);
-        msg[4..8].copy_from_slice(&9u32.to_le_bytes());
-        let (code, body) = parse_frame(&msg).unwrap();
-        assert_eq!(
-            Request::decode(code, body),
-            Err(ProtocolError::TrailingBytes(1))
-        );
-    }
-
-    #[test]
-    fn header_length_must_match_the_datagram() {
-        let mut msg = Request::Stat { fid: 1 }.encode().unwrap();
-        msg[4..8].copy_from_slice(&100u32.to_le_bytes());
-        assert!(matches!(
-            parse_frame(&msg),
-            Err(ProtocolError::LengthMismatch { .. })
-        ));
-        assert!(matches!(
-            parse_frame(&msg[..5]),
-            Err(ProtocolError::ShortHeader(5))
-        ));
-        assert!(matches!(
-            parse_frame(&vec![0; MAX_MESSAGE + 1]),
-            Err(ProtocolError::Oversized)
-        ));
-    }
-
-    #[test]
-    fn unknown_ops_decode_to_enosys_class_errors() {
-        for code in [0, 9, 100, u32::MAX, REPLY_BIT | 1] {
-            let err = Request::decode(code, &[]).unwrap_err();
-            assert_eq!(err, ProtocolError::UnknownOp(code));
-            assert_eq!(err.errno(), Errno::ENOSYS);
-        }
-        assert!(Response::decode(1, &[]).is_err());
-        assert!(Response::decode(REPLY_BIT | 99, &[]).is_err());
-    }
-
-    #[test]
-    fn over_long_names_are_refused_both_ways() {
-        let req = Request::Walk {
-            dir: 1,
-            name: vec![b'a'; 256],
-        };
-        assert!(matches!(req.encode(), Err(ProtocolError::TooLong { .. })));
-        let mut e = Encoder::new(Op::Walk.code());
-        e.u64(1).u16(256);
-        let mut msg = e.finish().unwrap();
-        msg.extend(vec![b'a'; 256]);
-        let len = (msg.len() - HEADER_LEN) as u32;
-        msg[4..8].copy_from_slice(&len.to_le_bytes());
-        let (code, body) = parse_frame(&msg).unwrap();
-        assert!(matches!(
-            Request::decode(code, body),
-            Err(ProtocolError::TooLong { .. })
-        ));
-    }
-
-    #[test]
-    fn getdents_count_larger_than_the_body_is_rejected_before_allocating() {
-        let mut e = Encoder::new(Op::Getdents.reply_code());
-        e.u32(u32::MAX);
-        let msg = e.finish().unwrap();
-        let (code, body) = parse_frame(&msg).unwrap();
-        assert_eq!(Response::decode(code, body), Err(ProtocolError::Truncated));
-    }
-
-    #[test]
-    fn error_responses_need_a_positive_errno() {
-        for bad in [0, -1, 4096, i32::MIN] {
-            let mut e = Encoder::new(R_ERROR);
-            e.i32(bad);
-            let msg = e.finish().unwrap();
-            let (code, body) = parse_frame(&msg).unwrap();
-            assert_eq!(
-                Response::decode(code, body),
-                Err(ProtocolError::BadErrno(bad))
-            );
-        }
-    }
-
-    #[test]
-    fn entry_names_with_slash_or_nul_are_rejected_by_the_client_decoder() {
-        for name in [&b"a/b"[..], b"a\0", b""] {
-            let mut e = Encoder::new(Op::Getdents.reply_code());
-            e.u32(1).u64(1).u64(2).u8(8);
-            e.bytes16("name", name, MAX_NAME).unwrap();
-            let msg = e.finish().unwrap();
-            let (code, body) = parse_frame(&msg).unwrap();
-            assert!(Response::decode(code, body).is_err(), "{name:?}");
-        }
-    }
-
-    #[test]
-    fn validate_name_accepts_only_single_components() {
-        assert_eq!(validate_name(b"passwd"), Ok(()));
-        assert_eq!(validate_name(b"..."), Ok(()));
-        for bad in [&b""[..], b".", b"..", b"a/b", b"/", b"a\0b"] {
-            assert_eq!(validate_name(bad), Err(Errno::EINVAL), "{bad:?}");
-        }
-        assert_eq!(validate_name(&[b'a'; 256]), Err(Errno::ENAMETOOLONG));
-        assert_eq!(validate_name(&[b'a'; 255]), Ok(()));
-    }
-
-    #[test]
-    fn dirent64_reclen_matches_the_kernel_layout() {
-        assert_eq!(dirent64_reclen(1), 24);
-        assert_eq!(dirent64_reclen(4), 24);
-        assert_eq!(dirent64_reclen(5), 32);
-        assert_eq!(dirent64_reclen(255), 280);
-    }
-}
+mod tests;

@@ -1,0 +1,173 @@
+//! Unix permission checks with the guest's credentials.
+//!
+//! The guest's root is root only inside the sandbox: every check here compares the
+//! guest's ids (from [`Creds`]) with the guest-visible owner and mode of a file, never the
+//! host's. Root (uid 0) stands for a task with every capability: it may read and write
+//! anything, search every directory and execute a file with at least one execute bit
+//! (Linux's CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER and CAP_FSETID).
+//!
+//! Path walks check search permission on every directory they cross
+//! ([`may_search`], called by [`super::Vfs::resolve`] when the [`super::Lookup`] carries
+//! credentials). Syscall-layer walks always pass the caller's credentials; kernel-internal
+//! walks (the boot-time working directory, the init process's executable) pass `None`.
+//! The check reads the dentry's cached attributes, so a walk costs no gofer round trip, and
+//! a root caller skips it altogether.
+
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISUID};
+use rvisor_syscalls::types::Stat;
+use rvisor_syscalls::Errno;
+
+use super::dentry::Dentry;
+use super::inode::SetAttr;
+use crate::kernel::task::Creds;
+
+/// Execute (search, for directories) permission.
+pub const MAY_EXEC: u32 = 1;
+/// Write permission.
+pub const MAY_WRITE: u32 = 2;
+/// Read permission.
+pub const MAY_READ: u32 = 4;
+
+/// Group execute: makes S_ISGID on a regular file mean "set-group-ID on execution" (without
+/// it the bit means mandatory locking, which writes do not clear).
+const S_IXGRP: u32 = 0o010;
+
+/// Which of a task's ids a check uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// The filesystem ids (fsuid/fsgid): every check but access(2)'s.
+    Fs,
+    /// The real ids (uid/gid): access(2) and faccessat(2) without AT_EACCESS.
+    Real,
+}
+
+/// Linux's `generic_permission`: whether `creds` may access a file with attributes `st` in
+/// the ways `mask` (`MAY_READ | MAY_WRITE | MAY_EXEC`) asks. EACCES if not.
+pub fn check(creds: &Creds, ids: Ids, st: &Stat, mask: u32) -> Result<(), Errno> {
+    let (uid, gid) = match ids {
+        Ids::Fs => (creds.fsuid, creds.fsgid),
+        Ids::Real => (creds.uid, creds.gid),
+    };
+    if uid == 0 {
+        // Read, write and search always; execute a non-directory only if someone can.
+        if mask & MAY_EXEC != 0 && st.st_mode & S_IFMT != S_IFDIR && st.st_mode & 0o111 == 0 {
+            return Err(Errno::EACCES);
+        }
+        return Ok(());
+    }
+    let bits = if st.st_uid == uid {
+        (st.st_mode >> 6) & 7
+    } else if st.st_gid == gid || creds.groups.contains(&st.st_gid) {
+        (st.st_mode >> 3) & 7
+    } else {
+        st.st_mode & 7
+    };
+    let need = mask & 7;
+    if bits & need == need {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+/// Search permission on the directory `dir`, to look a name up in it during a path walk.
+/// Root may search every directory; others need the execute bit that applies to them.
+pub fn may_search(creds: &Creds, dir: &Dentry) -> Result<(), Errno> {
+    if creds.fsuid == 0 {
+        return Ok(());
+    }
+    check(creds, Ids::Fs, &dir.inode().cached_stat()?, MAY_EXEC)
+}
+
+/// execve's check of the file itself: a regular file (EACCES otherwise) that the caller
+/// may execute (root needs one execute bit set anywhere).
+pub fn may_exec(creds: &Creds, st: &Stat) -> Result<(), Errno> {
+    if st.st_mode & S_IFMT != S_IFREG {
+        return Err(Errno::EACCES);
+    }
+    check(creds, Ids::Fs, st, MAY_EXEC)
+}
+
+/// The set-ID bits a write or truncation by a caller without CAP_FSETID clears from a
+/// regular file's `mode` (Linux's `should_remove_suid`): set-user-ID always, set-group-ID
+/// when group execute is on.
+pub fn privs_to_remove(mode: u32) -> u32 {
+    let mut kill = mode & S_ISUID;
+    if mode & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP) {
+        kill |= S_ISGID;
+    }
+    kill
+}
+
+/// Linux's `file_remove_privs`: before a write, truncation or allocation changes a
+/// regular file, a caller other than root clears its set-ID bits. For root — and for
+/// every file without those bits — this is a comparison of the caller's id and of the
+/// cached mode, so it is cheap enough for every write.
+pub fn remove_privs(creds: &Creds, d: &Dentry) -> Result<(), Errno> {
+    if creds.fsuid == 0 {
+        return Ok(());
+    }
+    let inode = d.inode();
+    if inode.file_type() != S_IFREG {
+        return Ok(());
+    }
+    let mode = inode.cached_stat()?.st_mode;
+    let kill = privs_to_remove(mode);
+    if kill == 0 {
+        return Ok(());
+    }
+    inode.setattr(&SetAttr { mode: Some(mode & 0o7777 & !kill), ..Default::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(uid: u32, gid: u32, groups: Vec<u32>) -> Creds {
+        Creds::new(uid, gid, groups)
+    }
+
+    fn st(mode: u32, uid: u32, gid: u32) -> Stat {
+        Stat { st_mode: mode, st_uid: uid, st_gid: gid, ..Default::default() }
+    }
+
+    #[test]
+    fn owner_group_and_other_bits_apply_in_that_order() {
+        let u = user(1000, 100, vec![200]);
+        // The owner class applies even when it grants less than the others.
+        assert_eq!(check(&u, Ids::Fs, &st(0o100077, 1000, 0), MAY_READ), Err(Errno::EACCES));
+        assert!(check(&u, Ids::Fs, &st(0o100040, 0, 100), MAY_READ).is_ok());
+        assert!(check(&u, Ids::Fs, &st(0o100040, 0, 200), MAY_READ).is_ok(), "a supplementary group");
+        assert_eq!(check(&u, Ids::Fs, &st(0o100604, 0, 200), MAY_READ), Err(Errno::EACCES), "group bits, not other");
+        assert!(check(&u, Ids::Fs, &st(0o100006, 0, 0), MAY_READ | MAY_WRITE).is_ok());
+        assert_eq!(check(&u, Ids::Fs, &st(0o100004, 0, 0), MAY_READ | MAY_WRITE), Err(Errno::EACCES));
+    }
+
+    #[test]
+    fn root_may_do_anything_but_execute_a_file_without_execute_bits() {
+        let root = user(0, 0, vec![]);
+        assert!(check(&root, Ids::Fs, &st(0o100000, 5, 5), MAY_READ | MAY_WRITE).is_ok());
+        assert!(check(&root, Ids::Fs, &st(0o040000, 5, 5), MAY_EXEC).is_ok(), "search any directory");
+        assert_eq!(may_exec(&root, &st(0o100644, 0, 0)), Err(Errno::EACCES));
+        assert!(may_exec(&root, &st(0o100001, 5, 5)).is_ok());
+        assert_eq!(may_exec(&root, &st(0o040755, 0, 0)), Err(Errno::EACCES), "a directory");
+    }
+
+    #[test]
+    fn real_ids_are_used_only_when_asked() {
+        let mut c = user(1000, 1000, vec![]);
+        c.euid = 0;
+        c.fsuid = 0;
+        let secret = st(0o100600, 0, 0);
+        assert!(check(&c, Ids::Fs, &secret, MAY_READ).is_ok());
+        assert_eq!(check(&c, Ids::Real, &secret, MAY_READ), Err(Errno::EACCES));
+    }
+
+    #[test]
+    fn writes_clear_set_user_id_and_set_group_id_only_with_group_execute() {
+        assert_eq!(privs_to_remove(0o104755), S_ISUID);
+        assert_eq!(privs_to_remove(0o106755), S_ISUID | S_ISGID);
+        assert_eq!(privs_to_remove(0o102645), 0, "mandatory-locking S_ISGID stays");
+        assert_eq!(privs_to_remove(0o100777), 0);
+    }
+}
