@@ -12,7 +12,9 @@ use crate::protocol::{
     parse_frame, Op, Request, Response, AT_REMOVEDIR, MAX_MESSAGE, MAX_NAME, MAX_SYMLINK,
     MAX_XATTR_NAME, MAX_XATTR_VALUE,
 };
-pub use crate::protocol::{setattr_valid, SetAttrMsg, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE};
+pub use crate::protocol::{
+    setattr_valid, SetAttrMsg, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE,
+};
 pub use crate::protocol::{DirEntry, Fid};
 
 /// A connection to a gofer server. Requests are serialised: each call sends one request and
@@ -267,7 +269,13 @@ impl GoferClient {
     }
 
     /// Sets the extended attribute `name` of `fid` (`flags`: 0, XATTR_CREATE, XATTR_REPLACE).
-    pub fn setxattr(&self, fid: Fid, name: &[u8], value: &[u8], flags: u32) -> Result<(), GoferError> {
+    pub fn setxattr(
+        &self,
+        fid: Fid,
+        name: &[u8],
+        value: &[u8],
+        flags: u32,
+    ) -> Result<(), GoferError> {
         check_xattr_name(name)?;
         if value.len() > MAX_XATTR_VALUE {
             return Err(GoferError::Errno(Errno::E2BIG));

@@ -92,7 +92,11 @@ const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
 /// CPU it would take the peer's time.
 fn spinning_pays() -> bool {
     static MULTI_CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MULTI_CPU.get_or_init(|| std::thread::available_parallelism().map(|n| n.get() > 1).unwrap_or(false))
+    *MULTI_CPU.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() > 1)
+            .unwrap_or(false)
+    })
 }
 
 /// Receives one datagram into `buf` (whose length should be `MAX_MESSAGE + 1` or more so an
@@ -105,7 +109,12 @@ fn spinning_pays() -> bool {
 pub(crate) fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
     let mut cmsg = CmsgBuf([0; 128]);
     let spin_until = std::time::Instant::now() + SPIN;
-    let mut flags = libc::MSG_CMSG_CLOEXEC | if spinning_pays() { libc::MSG_DONTWAIT } else { 0 };
+    let mut flags = libc::MSG_CMSG_CLOEXEC
+        | if spinning_pays() {
+            libc::MSG_DONTWAIT
+        } else {
+            0
+        };
     loop {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),

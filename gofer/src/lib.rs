@@ -14,8 +14,8 @@ pub mod protocol;
 pub mod server;
 
 pub use client::GoferClient;
-pub use host::fstat as host_fstat;
 pub use error::GoferError;
+pub use host::fstat as host_fstat;
 pub use protocol::{DirEntry, Fid};
 pub use server::{serve, ServerOptions};
 

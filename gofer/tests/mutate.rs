@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use common::{Fixture, TempTree};
 use rvisor_gofer::client::{
-    setattr_valid as sv, SetAttrMsg, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE,
-    XATTR_REPLACE,
+    setattr_valid as sv, SetAttrMsg, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE,
 };
 use rvisor_gofer::{GoferClient, GoferError, ServerOptions};
 use rvisor_syscalls::flags::mode::{S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
@@ -67,16 +66,34 @@ fn create_makes_a_new_file_with_its_mode_and_owner_and_donates_it_open() {
     assert_eq!(back, "written through the donated fd");
     assert_eq!(c.stat(fid).unwrap().st_size, 30);
     // Exclusive: an existing name, a symlink included, is EEXIST and left alone.
-    assert_eq!(errno(c.create(r, b"new", O_RDWR, 0o600, (0, 0))), Errno::EEXIST);
+    assert_eq!(
+        errno(c.create(r, b"new", O_RDWR, 0o600, (0, 0))),
+        Errno::EEXIST
+    );
     let passwd = md(Path::new("/etc/passwd"));
-    assert_eq!(errno(c.create(r, b"abs_link", O_WRONLY | O_TRUNC, 0o600, (0, 0))), Errno::EEXIST);
+    assert_eq!(
+        errno(c.create(r, b"abs_link", O_WRONLY | O_TRUNC, 0o600, (0, 0))),
+        Errno::EEXIST
+    );
     assert_eq!(md(Path::new("/etc/passwd")).size(), passwd.size());
     // Bad modes and names are refused.
-    assert_eq!(errno(c.create(r, b"x", O_RDWR, S_IFREG | 0o600, (0, 0))), Errno::EINVAL);
-    assert_eq!(errno(c.create(r, b"x", O_PATH, 0o600, (0, 0))), Errno::EINVAL);
+    assert_eq!(
+        errno(c.create(r, b"x", O_RDWR, S_IFREG | 0o600, (0, 0))),
+        Errno::EINVAL
+    );
+    assert_eq!(
+        errno(c.create(r, b"x", O_PATH, 0o600, (0, 0))),
+        Errno::EINVAL
+    );
     let (file_fid, _) = c.walk(r, b"hello.txt").unwrap();
-    assert_eq!(errno(c.create(file_fid, b"x", O_RDWR, 0o600, (0, 0))), Errno::ENOTDIR);
-    assert_eq!(errno(c.create(999_999, b"x", O_RDWR, 0o600, (0, 0))), Errno::EBADF);
+    assert_eq!(
+        errno(c.create(file_fid, b"x", O_RDWR, 0o600, (0, 0))),
+        Errno::ENOTDIR
+    );
+    assert_eq!(
+        errno(c.create(999_999, b"x", O_RDWR, 0o600, (0, 0))),
+        Errno::EBADF
+    );
     f.finish();
 }
 
@@ -97,12 +114,18 @@ fn mkdir_mknod_and_symlink_make_nodes_of_their_type_with_their_mode() {
     assert!(md(&f.tree.join("dir/sock")).file_type().is_socket());
     let (_, attr) = c.mknod(d, b"plain", 0o600, (0, 0)).unwrap();
     assert_eq!(attr.st_mode, S_IFREG | 0o600);
-    assert_eq!(errno(c.mknod(d, b"null", S_IFCHR | 0o666, (0, 0))), Errno::EPERM);
+    assert_eq!(
+        errno(c.mknod(d, b"null", S_IFCHR | 0o666, (0, 0))),
+        Errno::EPERM
+    );
     assert!(!f.tree.join("dir/null").exists());
     let (l, attr) = c.symlink(d, b"link", b"../../etc/shadow", (0, 0)).unwrap();
     assert_eq!(attr.st_mode & S_IFMT, S_IFLNK);
     assert_eq!(c.readlink(l).unwrap(), b"../../etc/shadow");
-    assert_eq!(fs::read_link(f.tree.join("dir/link")).unwrap().as_os_str(), "../../etc/shadow");
+    assert_eq!(
+        fs::read_link(f.tree.join("dir/link")).unwrap().as_os_str(),
+        "../../etc/shadow"
+    );
     assert_eq!(errno(c.symlink(d, b"empty", b"", (0, 0))), Errno::ENOENT);
     assert_eq!(errno(c.mkdir(d, b"link", 0o755, (0, 0))), Errno::EEXIST);
     assert_eq!(errno(c.mkdir(r, b"..", 0o755, (0, 0))), Errno::EINVAL);
@@ -118,7 +141,10 @@ fn link_adds_a_name_for_the_same_inode_and_refuses_directories() {
     let (file, _) = c.walk(r, b"hello.txt").unwrap();
     let (sub, _) = c.walk(r, b"subdir").unwrap();
     c.link(file, sub, b"hard").unwrap();
-    assert_eq!(md(&f.tree.join("subdir/hard")).ino(), md(&f.tree.join("hello.txt")).ino());
+    assert_eq!(
+        md(&f.tree.join("subdir/hard")).ino(),
+        md(&f.tree.join("hello.txt")).ino()
+    );
     assert_eq!(c.stat(file).unwrap().st_nlink, 2);
     assert_eq!(errno(c.link(sub, r, b"dirlink")), Errno::EPERM);
     assert_eq!(errno(c.link(file, sub, b"hard")), Errno::EEXIST);
@@ -158,18 +184,35 @@ fn rename_moves_exchanges_and_keeps_walked_fids_usable() {
     let (sub, _) = c.walk(r, b"subdir").unwrap();
     let (hello, _) = c.walk(r, b"hello.txt").unwrap();
     c.rename(r, b"hello.txt", sub, b"moved.txt", 0).unwrap();
-    assert_eq!(fs::read(f.tree.join("subdir/moved.txt")).unwrap(), b"hello, gofer\n");
+    assert_eq!(
+        fs::read(f.tree.join("subdir/moved.txt")).unwrap(),
+        b"hello, gofer\n"
+    );
     // The fid walked to the old name opens the file under its new one.
     let mut s = String::new();
-    fs::File::from(c.open(hello, O_RDONLY).unwrap()).read_to_string(&mut s).unwrap();
+    fs::File::from(c.open(hello, O_RDONLY).unwrap())
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s, "hello, gofer\n");
-    assert_eq!(errno(c.rename(sub, b"moved.txt", sub, b"inner.txt", RENAME_NOREPLACE)), Errno::EEXIST);
+    assert_eq!(
+        errno(c.rename(sub, b"moved.txt", sub, b"inner.txt", RENAME_NOREPLACE)),
+        Errno::EEXIST
+    );
     let (inner, _) = c.walk(sub, b"inner.txt").unwrap();
-    c.rename(sub, b"moved.txt", sub, b"inner.txt", RENAME_EXCHANGE).unwrap();
-    assert_eq!(fs::read(f.tree.join("subdir/inner.txt")).unwrap(), b"hello, gofer\n");
-    assert_eq!(fs::read(f.tree.join("subdir/moved.txt")).unwrap(), b"inner\n");
+    c.rename(sub, b"moved.txt", sub, b"inner.txt", RENAME_EXCHANGE)
+        .unwrap();
+    assert_eq!(
+        fs::read(f.tree.join("subdir/inner.txt")).unwrap(),
+        b"hello, gofer\n"
+    );
+    assert_eq!(
+        fs::read(f.tree.join("subdir/moved.txt")).unwrap(),
+        b"inner\n"
+    );
     let mut s = String::new();
-    fs::File::from(c.open(inner, O_RDONLY).unwrap()).read_to_string(&mut s).unwrap();
+    fs::File::from(c.open(inner, O_RDONLY).unwrap())
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s, "inner\n");
     // Directories move too; a symlink is renamed, not followed.
     c.rename(r, b"subdir", r, b"subdir2", 0).unwrap();
@@ -188,11 +231,26 @@ fn setattr_changes_mode_owner_size_and_times_of_the_walked_node() {
     let r = root(c);
     let (file, _) = c.walk(r, b"hello.txt").unwrap();
     let set = |a: SetAttrMsg| c.setattr(file, a);
-    set(SetAttrMsg { valid: sv::MODE, mode: 0o4711, ..Default::default() }).unwrap();
+    set(SetAttrMsg {
+        valid: sv::MODE,
+        mode: 0o4711,
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(md(&f.tree.join("hello.txt")).mode(), S_IFREG | 0o4711);
-    set(SetAttrMsg { valid: sv::SIZE, size: 5, ..Default::default() }).unwrap();
+    set(SetAttrMsg {
+        valid: sv::SIZE,
+        size: 5,
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(fs::read(f.tree.join("hello.txt")).unwrap(), b"hello");
-    set(SetAttrMsg { valid: sv::SIZE, size: 1 << 20, ..Default::default() }).unwrap();
+    set(SetAttrMsg {
+        valid: sv::SIZE,
+        size: 1 << 20,
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(md(&f.tree.join("hello.txt")).size(), 1 << 20);
     let times = SetAttrMsg {
         valid: sv::ATIME | sv::MTIME,
@@ -204,31 +262,91 @@ fn setattr_changes_mode_owner_size_and_times_of_the_walked_node() {
     };
     set(times).unwrap();
     let m = md(&f.tree.join("hello.txt"));
-    assert_eq!((m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec()), (1_000_000, 5, 2_000_000, 7));
-    set(SetAttrMsg { valid: sv::MTIME_NOW, ..Default::default() }).unwrap();
+    assert_eq!(
+        (m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec()),
+        (1_000_000, 5, 2_000_000, 7)
+    );
+    set(SetAttrMsg {
+        valid: sv::MTIME_NOW,
+        ..Default::default()
+    })
+    .unwrap();
     let m = md(&f.tree.join("hello.txt"));
     assert!(m.mtime() > 2_000_000 && m.atime() == 1_000_000);
     if is_root() {
-        set(SetAttrMsg { valid: sv::UID | sv::GID, uid: 42, gid: 43, ..Default::default() }).unwrap();
+        set(SetAttrMsg {
+            valid: sv::UID | sv::GID,
+            uid: 42,
+            gid: 43,
+            ..Default::default()
+        })
+        .unwrap();
         let m = md(&f.tree.join("hello.txt"));
         assert_eq!((m.uid(), m.gid()), (42, 43));
         // A symlink's own owner changes; its target is untouched.
         let passwd = md(Path::new("/etc/passwd"));
         let (sl, _) = c.walk(r, b"abs_link").unwrap();
-        c.setattr(sl, SetAttrMsg { valid: sv::UID, uid: 77, ..Default::default() }).unwrap();
+        c.setattr(
+            sl,
+            SetAttrMsg {
+                valid: sv::UID,
+                uid: 77,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(md(&f.tree.join("abs_link")).uid(), 77);
         let after = md(Path::new("/etc/passwd"));
-        assert_eq!((after.uid(), after.mode(), after.ctime()), (passwd.uid(), passwd.mode(), passwd.ctime()));
+        assert_eq!(
+            (after.uid(), after.mode(), after.ctime()),
+            (passwd.uid(), passwd.mode(), passwd.ctime())
+        );
     }
     // A symlink has no mode to change; directories and fifos have no size.
     let (sl, _) = c.walk(r, b"abs_link").unwrap();
-    assert_eq!(errno(c.setattr(sl, SetAttrMsg { valid: sv::MODE, mode: 0o600, ..Default::default() })), Errno::EOPNOTSUPP);
+    assert_eq!(
+        errno(c.setattr(
+            sl,
+            SetAttrMsg {
+                valid: sv::MODE,
+                mode: 0o600,
+                ..Default::default()
+            }
+        )),
+        Errno::EOPNOTSUPP
+    );
     assert_eq!(md(Path::new("/etc/passwd")).mode() & 0o7777, 0o644);
     let (sub, _) = c.walk(r, b"subdir").unwrap();
-    assert_eq!(errno(c.setattr(sub, SetAttrMsg { valid: sv::SIZE, ..Default::default() })), Errno::EISDIR);
+    assert_eq!(
+        errno(c.setattr(
+            sub,
+            SetAttrMsg {
+                valid: sv::SIZE,
+                ..Default::default()
+            }
+        )),
+        Errno::EISDIR
+    );
     let (fifo, _) = c.walk(r, b"fifo").unwrap();
-    assert_eq!(errno(c.setattr(fifo, SetAttrMsg { valid: sv::SIZE, ..Default::default() })), Errno::EINVAL);
-    c.setattr(fifo, SetAttrMsg { valid: sv::MODE, mode: 0o600, ..Default::default() }).unwrap();
+    assert_eq!(
+        errno(c.setattr(
+            fifo,
+            SetAttrMsg {
+                valid: sv::SIZE,
+                ..Default::default()
+            }
+        )),
+        Errno::EINVAL
+    );
+    c.setattr(
+        fifo,
+        SetAttrMsg {
+            valid: sv::MODE,
+            mode: 0o600,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(md(&f.tree.join("fifo")).mode(), S_IFIFO | 0o600);
     f.finish();
 }
@@ -247,8 +365,14 @@ fn user_xattrs_round_trip_and_other_namespaces_are_refused() {
             other => other.unwrap(),
         }
         assert_eq!(c.getxattr(fid, b"user.color").unwrap(), b"blue");
-        assert_eq!(errno(c.setxattr(fid, b"user.color", b"red", XATTR_CREATE)), Errno::EEXIST);
-        assert_eq!(errno(c.setxattr(fid, b"user.other", b"x", XATTR_REPLACE)), Errno::ENODATA);
+        assert_eq!(
+            errno(c.setxattr(fid, b"user.color", b"red", XATTR_CREATE)),
+            Errno::EEXIST
+        );
+        assert_eq!(
+            errno(c.setxattr(fid, b"user.other", b"x", XATTR_REPLACE)),
+            Errno::ENODATA
+        );
         // Host filesystems bound values (ext4: one block); the protocol carries 64 KiB.
         let big = vec![0x5a; 2000];
         c.setxattr(fid, b"user.big", &big, 0).unwrap();
@@ -262,16 +386,25 @@ fn user_xattrs_round_trip_and_other_namespaces_are_refused() {
         assert_eq!(errno(c.getxattr(fid, b"user.big")), Errno::ENODATA);
         assert_eq!(errno(c.removexattr(fid, b"user.big")), Errno::ENODATA);
         assert_eq!(errno(c.getxattr(fid, b"trusted.x")), Errno::EOPNOTSUPP);
-        assert_eq!(errno(c.setxattr(fid, b"security.x", b"1", 0)), Errno::EOPNOTSUPP);
+        assert_eq!(
+            errno(c.setxattr(fid, b"security.x", b"1", 0)),
+            Errno::EOPNOTSUPP
+        );
         assert_eq!(errno(c.getxattr(fid, b"user.")), Errno::EINVAL);
         assert_eq!(errno(c.getxattr(fid, b"")), Errno::ERANGE);
         assert_eq!(errno(c.getxattr(fid, &[b'a'; 256])), Errno::ERANGE);
-        assert_eq!(errno(c.setxattr(fid, b"user.x", &vec![0; 64 * 1024 + 1], 0)), Errno::E2BIG);
+        assert_eq!(
+            errno(c.setxattr(fid, b"user.x", &vec![0; 64 * 1024 + 1], 0)),
+            Errno::E2BIG
+        );
     }
     // Special files and symlinks carry no user attributes: none is found or set.
     let (fifo, _) = c.walk(r, b"fifo").unwrap();
     assert_eq!(errno(c.getxattr(fifo, b"user.color")), Errno::ENODATA);
-    assert_eq!(errno(c.setxattr(fifo, b"user.color", b"1", 0)), Errno::EPERM);
+    assert_eq!(
+        errno(c.setxattr(fifo, b"user.color", b"1", 0)),
+        Errno::EPERM
+    );
     assert!(c.listxattr(fifo).unwrap().is_empty());
     f.finish();
 }
@@ -283,14 +416,24 @@ fn read_only_refuses_every_change_with_erofs_and_changes_nothing() {
     let r = root(c);
     let (file, _) = c.walk(r, b"hello.txt").unwrap();
     let before = fs::read_dir(&f.tree.path).unwrap().count();
-    assert_eq!(errno(c.create(r, b"n", O_RDWR, 0o600, (0, 0))), Errno::EROFS);
+    assert_eq!(
+        errno(c.create(r, b"n", O_RDWR, 0o600, (0, 0))),
+        Errno::EROFS
+    );
     assert_eq!(errno(c.mkdir(r, b"n", 0o700, (0, 0))), Errno::EROFS);
-    assert_eq!(errno(c.mknod(r, b"n", S_IFIFO | 0o600, (0, 0))), Errno::EROFS);
+    assert_eq!(
+        errno(c.mknod(r, b"n", S_IFIFO | 0o600, (0, 0))),
+        Errno::EROFS
+    );
     assert_eq!(errno(c.symlink(r, b"n", b"t", (0, 0))), Errno::EROFS);
     assert_eq!(errno(c.link(file, r, b"n")), Errno::EROFS);
     assert_eq!(errno(c.unlink(r, b"hello.txt", false)), Errno::EROFS);
     assert_eq!(errno(c.rename(r, b"hello.txt", r, b"n", 0)), Errno::EROFS);
-    let all = SetAttrMsg { valid: sv::MODE | sv::SIZE | sv::MTIME_NOW, mode: 0o777, ..Default::default() };
+    let all = SetAttrMsg {
+        valid: sv::MODE | sv::SIZE | sv::MTIME_NOW,
+        mode: 0o777,
+        ..Default::default()
+    };
     assert_eq!(errno(c.setattr(file, all)), Errno::EROFS);
     assert_eq!(errno(c.setxattr(file, b"user.a", b"1", 0)), Errno::EROFS);
     assert_eq!(errno(c.removexattr(file, b"user.a")), Errno::EROFS);
@@ -308,7 +451,10 @@ fn no_escapes_in(dir: &Path) {
     let prefix = format!("rvisor-gofer-escape-{}-", std::process::id());
     for e in fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name();
-        assert!(!name.to_string_lossy().starts_with(&prefix), "{name:?} escaped into {dir:?}");
+        assert!(
+            !name.to_string_lossy().starts_with(&prefix),
+            "{name:?} escaped into {dir:?}"
+        );
     }
 }
 
@@ -325,15 +471,28 @@ fn creates_unlinks_and_renames_through_a_swapped_symlink_stay_in_the_tree() {
     // symlink to / appearing and disappearing at "flip".
     let racer = {
         let stop = stop.clone();
-        let (work, evil, flip) = (f.tree.join("work"), f.tree.join("evil"), f.tree.join("flip"));
+        let (work, evil, flip) = (
+            f.tree.join("work"),
+            f.tree.join("evil"),
+            f.tree.join("flip"),
+        );
         std::thread::spawn(move || {
-            let (w, e) = (std::ffi::CString::new(work.into_os_string().into_encoded_bytes()).unwrap(),
-                std::ffi::CString::new(evil.into_os_string().into_encoded_bytes()).unwrap());
+            let (w, e) = (
+                std::ffi::CString::new(work.into_os_string().into_encoded_bytes()).unwrap(),
+                std::ffi::CString::new(evil.into_os_string().into_encoded_bytes()).unwrap(),
+            );
             let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 // SAFETY: both paths are NUL-terminated strings alive for the call.
                 unsafe {
-                    libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, w.as_ptr(), libc::AT_FDCWD, e.as_ptr(), libc::RENAME_EXCHANGE);
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        w.as_ptr(),
+                        libc::AT_FDCWD,
+                        e.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    );
                 }
                 let _ = std::os::unix::fs::symlink("/", &flip);
                 let _ = fs::remove_file(&flip);
@@ -349,7 +508,9 @@ fn creates_unlinks_and_renames_through_a_swapped_symlink_stay_in_the_tree() {
         if let Ok((dir, _)) = c.walk(r, b"work") {
             let ok_or_refused = |r: Result<(), GoferError>| match r {
                 Ok(()) => {}
-                Err(GoferError::Errno(Errno::ENOTDIR | Errno::ENOENT | Errno::EEXIST | Errno::ESTALE)) => {}
+                Err(GoferError::Errno(
+                    Errno::ENOTDIR | Errno::ENOENT | Errno::EEXIST | Errno::ESTALE,
+                )) => {}
                 Err(e) => panic!("unexpected {e:?}"),
             };
             ok_or_refused(c.create(dir, name, O_RDWR, 0o600, (0, 0)).map(|_| ()));
@@ -384,9 +545,16 @@ fn dot_dot_slash_and_absolute_symlink_names_are_refused_for_every_change() {
     let r = root(c);
     let (file, _) = c.walk(r, b"hello.txt").unwrap();
     for bad in [&b".."[..], b".", b"/etc", b"a/b", b"", b"x\0y"] {
-        assert_eq!(errno(c.create(r, bad, O_RDWR, 0o600, (0, 0))), Errno::EINVAL, "{bad:?}");
+        assert_eq!(
+            errno(c.create(r, bad, O_RDWR, 0o600, (0, 0))),
+            Errno::EINVAL,
+            "{bad:?}"
+        );
         assert_eq!(errno(c.mkdir(r, bad, 0o700, (0, 0))), Errno::EINVAL);
-        assert_eq!(errno(c.mknod(r, bad, S_IFIFO | 0o600, (0, 0))), Errno::EINVAL);
+        assert_eq!(
+            errno(c.mknod(r, bad, S_IFIFO | 0o600, (0, 0))),
+            Errno::EINVAL
+        );
         assert_eq!(errno(c.symlink(r, bad, b"t", (0, 0))), Errno::EINVAL);
         assert_eq!(errno(c.link(file, r, bad)), Errno::EINVAL);
         assert_eq!(errno(c.unlink(r, bad, false)), Errno::EINVAL);
@@ -395,7 +563,10 @@ fn dot_dot_slash_and_absolute_symlink_names_are_refused_for_every_change() {
     }
     // An absolute symlink in the tree used as a directory is not followed.
     let (dl, _) = c.walk(r, b"dir_link").unwrap();
-    assert_eq!(errno(c.create(dl, b"x", O_RDWR, 0o600, (0, 0))), Errno::ENOTDIR);
+    assert_eq!(
+        errno(c.create(dl, b"x", O_RDWR, 0o600, (0, 0))),
+        Errno::ENOTDIR
+    );
     assert_eq!(errno(c.unlink(dl, b"passwd", false)), Errno::ENOTDIR);
     assert_eq!(errno(c.mkdir(dl, b"x", 0o700, (0, 0))), Errno::ENOTDIR);
     assert!(Path::new("/etc/passwd").exists());

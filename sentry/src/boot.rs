@@ -205,7 +205,7 @@ fn start_init(kernel: &Arc<Kernel>, spec: BootSpec, fds: FdTable) -> Result<(), 
     let root = kernel.vfs.root().clone();
     let cwd = kernel
         .vfs
-        .resolve(&Lookup { root: &root, start: &root, follow_last: true }, spec.cwd.as_bytes())
+        .resolve(&Lookup { root: &root, start: &root, follow_last: true, creds: None }, spec.cwd.as_bytes())
         .and_then(|d| if d.inode().is_dir() { Ok(d) } else { Err(Errno::ENOTDIR) })
         .map_err(|errno| BootError::Cwd { path: spec.cwd.clone(), errno })?;
     let fs = FsContext { root, cwd, umask: 0o022 };

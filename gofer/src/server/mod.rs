@@ -27,8 +27,8 @@ use crate::host;
 mod mutate;
 
 use crate::protocol::{
-    parse_frame, validate_name, DirEntry, Fid, Op, Request, Response, MAX_GETDENTS_BYTES, MAX_MESSAGE,
-    MAX_SYMLINK,
+    parse_frame, validate_name, DirEntry, Fid, Op, Request, Response, MAX_GETDENTS_BYTES,
+    MAX_MESSAGE, MAX_SYMLINK,
 };
 
 /// How the tree is served.
@@ -249,7 +249,14 @@ impl Server {
                 gid,
             } => {
                 let (fid, attr) = self.mkdir(dir, name, mode, (uid, gid))?;
-                (Response::New { op: Op::Mkdir, fid, attr }, None)
+                (
+                    Response::New {
+                        op: Op::Mkdir,
+                        fid,
+                        attr,
+                    },
+                    None,
+                )
             }
             Request::Mknod {
                 dir,
@@ -260,7 +267,14 @@ impl Server {
                 gid,
             } => {
                 let (fid, attr) = self.mknod(dir, name, mode, (uid, gid))?;
-                (Response::New { op: Op::Mknod, fid, attr }, None)
+                (
+                    Response::New {
+                        op: Op::Mknod,
+                        fid,
+                        attr,
+                    },
+                    None,
+                )
             }
             Request::Symlink {
                 dir,
@@ -270,7 +284,14 @@ impl Server {
                 gid,
             } => {
                 let (fid, attr) = self.symlink(dir, name, target, (uid, gid))?;
-                (Response::New { op: Op::Symlink, fid, attr }, None)
+                (
+                    Response::New {
+                        op: Op::Symlink,
+                        fid,
+                        attr,
+                    },
+                    None,
+                )
             }
             Request::Link { target, dir, name } => {
                 self.link(target, dir, name)?;

@@ -20,8 +20,8 @@ use rvisor_syscalls::Errno;
 use super::{check_open_flags, Node, Parent, Server};
 use crate::host;
 use crate::protocol::{
-    setattr_valid as sv, validate_name, Fid, SetAttrMsg, AT_REMOVEDIR, MAX_SYMLINK,
-    MAX_XATTR_LIST, MAX_XATTR_NAME, MAX_XATTR_VALUE, RENAME_EXCHANGE,
+    setattr_valid as sv, validate_name, Fid, SetAttrMsg, AT_REMOVEDIR, MAX_SYMLINK, MAX_XATTR_LIST,
+    MAX_XATTR_NAME, MAX_XATTR_VALUE, RENAME_EXCHANGE,
 };
 
 /// The only extended attribute namespace served.
@@ -93,7 +93,14 @@ impl Server {
     /// Gives the node `fd` (O_PATH) the owner `uid:gid` and permission bits `mode` if it
     /// has not got them. A gofer that is not root cannot give files away: it leaves them
     /// its own.
-    fn settle_new(&self, fd: &OwnedFd, kind: u32, mode: u32, uid: u32, gid: u32) -> Result<Stat, Errno> {
+    fn settle_new(
+        &self,
+        fd: &OwnedFd,
+        kind: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Stat, Errno> {
         let st = host::fstat(fd.as_fd())?;
         if (st.st_uid, st.st_gid) != (uid, gid) {
             match host::chown_fd(fd.as_fd(), uid, gid) {
@@ -125,18 +132,24 @@ impl Server {
         let name = cname(name)?;
         let dir_fd = Rc::clone(&self.dir_node(dir)?.fd);
         make(&dir_fd, &name)?;
-        let result = self.adopt(dir, name.clone(), kind, None).and_then(|(fid, _)| {
-            let node = self.node(fid)?;
-            match self.settle_new(&node.fd, kind, perm, uid, gid) {
-                Ok(attr) => Ok((fid, attr)),
-                Err(e) => {
-                    self.fids.remove(&fid);
-                    Err(e)
+        let result = self
+            .adopt(dir, name.clone(), kind, None)
+            .and_then(|(fid, _)| {
+                let node = self.node(fid)?;
+                match self.settle_new(&node.fd, kind, perm, uid, gid) {
+                    Ok(attr) => Ok((fid, attr)),
+                    Err(e) => {
+                        self.fids.remove(&fid);
+                        Err(e)
+                    }
                 }
-            }
-        });
+            });
         if let Err(e) = result {
-            let flags = if kind == S_IFDIR { libc::AT_REMOVEDIR } else { 0 };
+            let flags = if kind == S_IFDIR {
+                libc::AT_REMOVEDIR
+            } else {
+                0
+            };
             let _ = host::unlinkat(dir_fd.as_fd(), &name, flags);
             return Err(e);
         }
@@ -163,16 +176,18 @@ impl Server {
         let host_flags = flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
         let file = host::openat_create(dir_fd.as_fd(), &name, host_flags as i32, mode)?;
         let opened = host::fstat(file.as_fd())?;
-        let result = self.adopt(dir, name.clone(), S_IFREG, Some(&opened)).and_then(|(fid, _)| {
-            let node = self.node(fid)?;
-            match self.settle_new(&node.fd, S_IFREG, mode, owner.0, owner.1) {
-                Ok(attr) => Ok((fid, attr)),
-                Err(e) => {
-                    self.fids.remove(&fid);
-                    Err(e)
+        let result = self
+            .adopt(dir, name.clone(), S_IFREG, Some(&opened))
+            .and_then(|(fid, _)| {
+                let node = self.node(fid)?;
+                match self.settle_new(&node.fd, S_IFREG, mode, owner.0, owner.1) {
+                    Ok(attr) => Ok((fid, attr)),
+                    Err(e) => {
+                        self.fids.remove(&fid);
+                        Err(e)
+                    }
                 }
-            }
-        });
+            });
         match result {
             Ok((fid, attr)) => Ok((fid, attr, file)),
             Err(e) => {
@@ -192,7 +207,9 @@ impl Server {
         if mode & !0o7777 != 0 {
             return Err(Errno::EINVAL);
         }
-        self.make_node(dir, name, S_IFDIR, mode, owner, |d, n| host::mkdirat(d.as_fd(), n, mode))
+        self.make_node(dir, name, S_IFDIR, mode, owner, |d, n| {
+            host::mkdirat(d.as_fd(), n, mode)
+        })
     }
 
     pub(super) fn mknod(
@@ -213,7 +230,9 @@ impl Server {
             _ => return Err(Errno::EINVAL),
         };
         let perm = mode & 0o7777;
-        self.make_node(dir, name, kind, perm, owner, |d, n| host::mknodat(d.as_fd(), n, kind | perm))
+        self.make_node(dir, name, kind, perm, owner, |d, n| {
+            host::mknodat(d.as_fd(), n, kind | perm)
+        })
     }
 
     pub(super) fn symlink(
@@ -230,7 +249,9 @@ impl Server {
             return Err(Errno::ENAMETOOLONG);
         }
         let target = CString::new(target).map_err(|_| Errno::EINVAL)?;
-        self.make_node(dir, name, S_IFLNK, 0o777, owner, |d, n| host::symlinkat(&target, d.as_fd(), n))
+        self.make_node(dir, name, S_IFLNK, 0o777, owner, |d, n| {
+            host::symlinkat(&target, d.as_fd(), n)
+        })
     }
 
     pub(super) fn link(&mut self, target: Fid, dir: Fid, name: Vec<u8>) -> Result<(), Errno> {
@@ -251,7 +272,8 @@ impl Server {
         host::linkat(parent.fd.as_fd(), &parent.name, dir_fd.as_fd(), &name)?;
         let (dev, ino) = (node.dev, node.ino);
         let flags = (O_PATH | O_NOFOLLOW | O_CLOEXEC) as i32;
-        let made = host::openat(dir_fd.as_fd(), &name, flags).and_then(|fd| host::fstat(fd.as_fd()));
+        let made =
+            host::openat(dir_fd.as_fd(), &name, flags).and_then(|fd| host::fstat(fd.as_fd()));
         if !made.is_ok_and(|st| st.st_dev == dev && st.st_ino == ino) {
             let _ = host::unlinkat(dir_fd.as_fd(), &name, 0);
             return Err(Errno::ESTALE);
@@ -263,7 +285,11 @@ impl Server {
         self.writable()?;
         let name = cname(name)?;
         let dir_fd = Rc::clone(&self.dir_node(dir)?.fd);
-        let flags = if flags & AT_REMOVEDIR != 0 { libc::AT_REMOVEDIR } else { 0 };
+        let flags = if flags & AT_REMOVEDIR != 0 {
+            libc::AT_REMOVEDIR
+        } else {
+            0
+        };
         host::unlinkat(dir_fd.as_fd(), &name, flags)
     }
 
@@ -287,12 +313,24 @@ impl Server {
         // their opens find the file under its new name.
         let exchange = flags & RENAME_EXCHANGE != 0;
         for node in self.fids.values_mut() {
-            let Some(p) = node.parent.as_mut() else { continue };
+            let Some(p) = node.parent.as_mut() else {
+                continue;
+            };
             let at = ((p.dev, p.ino), p.name.as_bytes());
             if at == (od_id, old_name.as_bytes()) {
-                *p = Parent { fd: Rc::clone(&nd_fd), dev: nd_id.0, ino: nd_id.1, name: new_name.clone() };
+                *p = Parent {
+                    fd: Rc::clone(&nd_fd),
+                    dev: nd_id.0,
+                    ino: nd_id.1,
+                    name: new_name.clone(),
+                };
             } else if exchange && at == (nd_id, new_name.as_bytes()) {
-                *p = Parent { fd: Rc::clone(&od_fd), dev: od_id.0, ino: od_id.1, name: old_name.clone() };
+                *p = Parent {
+                    fd: Rc::clone(&od_fd),
+                    dev: od_id.0,
+                    ino: od_id.1,
+                    name: old_name.clone(),
+                };
             }
         }
         Ok(())
@@ -303,8 +341,16 @@ impl Server {
         let node = self.node(fid)?;
         let (fd, kind) = (Rc::clone(&node.fd), node.kind);
         if a.valid & (sv::UID | sv::GID) != 0 {
-            let uid = if a.valid & sv::UID != 0 { a.uid } else { u32::MAX };
-            let gid = if a.valid & sv::GID != 0 { a.gid } else { u32::MAX };
+            let uid = if a.valid & sv::UID != 0 {
+                a.uid
+            } else {
+                u32::MAX
+            };
+            let gid = if a.valid & sv::GID != 0 {
+                a.gid
+            } else {
+                u32::MAX
+            };
             host::chown_fd(fd.as_fd(), uid, gid)?;
         }
         if a.valid & sv::MODE != 0 {
@@ -325,11 +371,20 @@ impl Server {
         }
         let time = |set: u32, now: u32, sec: i64, nsec: i64| {
             if a.valid & now != 0 {
-                libc::timespec { tv_sec: 0, tv_nsec: UTIME_NOW }
+                libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: UTIME_NOW,
+                }
             } else if a.valid & set != 0 {
-                libc::timespec { tv_sec: sec, tv_nsec: nsec }
+                libc::timespec {
+                    tv_sec: sec,
+                    tv_nsec: nsec,
+                }
             } else {
-                libc::timespec { tv_sec: 0, tv_nsec: UTIME_OMIT }
+                libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: UTIME_OMIT,
+                }
             }
         };
         let times = [
@@ -365,7 +420,13 @@ impl Server {
         }
     }
 
-    pub(super) fn setxattr(&mut self, fid: Fid, name: Vec<u8>, value: Vec<u8>, flags: u32) -> Result<(), Errno> {
+    pub(super) fn setxattr(
+        &mut self,
+        fid: Fid,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        flags: u32,
+    ) -> Result<(), Errno> {
         self.writable()?;
         let name = xattr_name(name)?;
         match self.xattr_fd(fid)? {
@@ -375,10 +436,15 @@ impl Server {
     }
 
     pub(super) fn listxattr(&mut self, fid: Fid) -> Result<Vec<u8>, Errno> {
-        let Some(fd) = self.xattr_fd(fid)? else { return Ok(Vec::new()) };
+        let Some(fd) = self.xattr_fd(fid)? else {
+            return Ok(Vec::new());
+        };
         let all = host::flistxattr(fd.as_fd(), MAX_XATTR_LIST)?;
         let mut names = Vec::new();
-        for n in all.split(|&b| b == 0).filter(|n| n.starts_with(USER_PREFIX)) {
+        for n in all
+            .split(|&b| b == 0)
+            .filter(|n| n.starts_with(USER_PREFIX))
+        {
             names.extend_from_slice(n);
             names.push(0);
         }
@@ -401,7 +467,11 @@ fn set_mode(fd: &OwnedFd, kind: u32, mode: u32) -> Result<(), Errno> {
         // Before fchmodat2 (Linux 6.6): a directory can be reopened through its own
         // descriptor; other kinds cannot be reached without a name.
         Err(Errno::ENOSYS) if kind == S_IFDIR => {
-            let dir = host::openat(fd.as_fd(), c".", (O_RDONLY | O_DIRECTORY | O_CLOEXEC) as i32)?;
+            let dir = host::openat(
+                fd.as_fd(),
+                c".",
+                (O_RDONLY | O_DIRECTORY | O_CLOEXEC) as i32,
+            )?;
             host::fchmod(dir.as_fd(), mode)
         }
         other => other,

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use rvisor_syscalls::flags::mode::{S_IFMT, S_IFREG};
+use rvisor_syscalls::flags::mode::S_IFREG;
+use rvisor_syscalls::flags::mount::MS_NOEXEC;
 use rvisor_syscalls::flags::open::O_RDONLY;
 use rvisor_syscalls::Errno;
 
@@ -20,25 +21,28 @@ const MAX_INTERP_DEPTH: usize = 4;
 /// The PATH used when the environment has none (the one runc/Docker set).
 pub const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Resolves `path` from the filesystem context, following a final symlink.
-fn resolve(k: &Kernel, fs: &FsContext, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
-    k.vfs.resolve(&Lookup { root: &fs.root, start: &fs.cwd, follow_last: true }, path)
+/// Resolves `path` from the filesystem context, following a final symlink; with `creds`,
+/// every directory crossed must be searchable by them.
+fn resolve(k: &Kernel, fs: &FsContext, creds: Option<&Creds>, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
+    k.vfs.resolve(&Lookup { root: &fs.root, start: &fs.cwd, follow_last: true, creds }, path)
 }
 
 /// Finds `name` like execvp(3): names with a `/` are paths, others are searched in `path`.
+/// The kernel's own lookup (for the init process): it checks no search permission; the
+/// image's [`load_image`] checks the file itself.
 pub fn find_executable(k: &Kernel, fs: &FsContext, name: &[u8], path: Option<&[u8]>) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
     if name.contains(&b'/') {
-        return Ok((resolve(k, fs, name)?, name.to_vec()));
+        return Ok((resolve(k, fs, None, name)?, name.to_vec()));
     }
     let mut last = Errno::ENOENT;
     for dir in path.unwrap_or(DEFAULT_PATH).split(|&b| b == b':') {
         let mut full = if dir.is_empty() { b".".to_vec() } else { dir.to_vec() };
         full.push(b'/');
         full.extend_from_slice(name);
-        match resolve(k, fs, &full) {
+        match resolve(k, fs, None, &full) {
             Ok(d) if d.inode().file_type() == S_IFREG => return Ok((d, full)),
             Ok(_) => last = Errno::EACCES,
             Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {}
@@ -48,28 +52,16 @@ pub fn find_executable(k: &Kernel, fs: &FsContext, name: &[u8], path: Option<&[u
     Err(last)
 }
 
-/// Whether `creds` may execute the file (a regular file with an execute bit they are
-/// allowed; root needs any execute bit).
-fn check_executable(creds: &Creds, d: &Dentry) -> Result<(), Errno> {
-    let st = d.inode().stat()?;
-    if st.st_mode & S_IFMT != S_IFREG {
+/// Whether `creds` may execute the file (Linux's `do_open_execat`): a regular file with an
+/// execute bit they are allowed (root needs any execute bit), on a mount without `noexec`.
+/// EACCES otherwise. Also applies to `#!` and ELF interpreters.
+fn check_executable(k: &Kernel, creds: &Creds, d: &Arc<Dentry>) -> Result<(), Errno> {
+    crate::vfs::permission::may_exec(creds, &d.inode().stat()?)?;
+    let noexec = k.vfs.mounts().mount_containing(d).is_some_and(|m| m.spec().flags & MS_NOEXEC != 0);
+    if noexec {
         return Err(Errno::EACCES);
     }
-    let m = st.st_mode;
-    let ok = if creds.euid == 0 {
-        m & 0o111 != 0
-    } else if st.st_uid == creds.euid {
-        m & 0o100 != 0
-    } else if st.st_gid == creds.egid || creds.groups.contains(&st.st_gid) {
-        m & 0o010 != 0
-    } else {
-        m & 0o001 != 0
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Errno::EACCES)
-    }
+    Ok(())
 }
 
 /// A new process image, ready to be installed in a task.
@@ -91,7 +83,7 @@ pub fn load_image(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, dentry: Arc<De
     let mut dentry = dentry;
     let mut script_path = execfn.clone();
     for _ in 0..=MAX_INTERP_DEPTH {
-        check_executable(creds, &dentry)?;
+        check_executable(k, creds, &dentry)?;
         let file = dentry.inode().open(O_RDONLY)?;
         let mut head = [0u8; 256];
         let n = read_full(&*file, &mut head)?;
@@ -102,7 +94,7 @@ pub fn load_image(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, dentry: Arc<De
             new_argv.push(script_path.clone());
             new_argv.extend(argv.into_iter().skip(1));
             argv = new_argv;
-            dentry = resolve(k, fs, &interp)?;
+            dentry = resolve(k, fs, Some(creds), &interp)?;
             script_path = interp;
             continue;
         }
@@ -143,7 +135,9 @@ fn load_elf(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, exe: Arc<dyn FileSou
         secure: false,
     };
     let mut open_interp = |path: &[u8]| -> Result<Arc<dyn FileSource>, Errno> {
-        let f = resolve(k, fs, path)?.inode().open(O_RDONLY)?;
+        let d = resolve(k, fs, Some(creds), path)?;
+        check_executable(k, creds, &d)?;
+        let f = d.inode().open(O_RDONLY)?;
         source_of_impl(f)
     };
     let image = loader::load(&mm, exe, &args, &mut open_interp).map_err(|e| {

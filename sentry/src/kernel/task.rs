@@ -348,7 +348,7 @@ impl Task {
     pub fn lookup_at(&self, dirfd: i32, path: &[u8], follow_last: bool) -> Result<Arc<Dentry>, Errno> {
         let root = self.fs().root.clone();
         let start = if path.first() == Some(&b'/') { root.clone() } else { self.dir_of(dirfd)? };
-        self.kernel.vfs.resolve(&Lookup { root: &root, start: &start, follow_last }, path)
+        self.kernel.vfs.resolve(&Lookup { root: &root, start: &start, follow_last, creds: Some(&self.creds) }, path)
     }
 
     /// Publishes the task's address space, tables, name and credentials for /proc (call

@@ -88,7 +88,7 @@ fn parent_in(t: &Task, start: &Arc<Dentry>, path: &[u8]) -> Result<Parent, Errno
     let dir = if dir_part.is_empty() {
         start.clone()
     } else {
-        t.kernel.vfs.resolve(&Lookup { root: &root, start, follow_last: true }, dir_part)?
+        t.kernel.vfs.resolve(&Lookup { root: &root, start, follow_last: true, creds: Some(&t.creds) }, dir_part)?
     };
     if !dir.inode().is_dir() {
         return Err(Errno::ENOTDIR);

@@ -92,7 +92,7 @@ pub fn openat2(t: &mut Task, a: &Args) -> SysResult {
         let cut = path[..trimmed_len].iter().rposition(|&b| b == b'/');
         if let Some(i) = cut {
             let dir_part = if i == 0 { &path[..1] } else { &path[..i] };
-            t.kernel.vfs.resolve_scoped(&Lookup { root: &root, start: &start, follow_last: true }, dir_part, how.resolve)?;
+            t.kernel.vfs.resolve_scoped(&Lookup { root: &root, start: &start, follow_last: true, creds: Some(&t.creds) }, dir_part, how.resolve)?;
         } else if absolute && how.resolve & RESOLVE_BENEATH != 0 {
             return Err(Errno::EXDEV);
         }
@@ -103,7 +103,7 @@ pub fn openat2(t: &mut Task, a: &Args) -> SysResult {
         }
         return super::fs_mutate::open_create(t, dirfd, &path, flags, how.mode as u32);
     }
-    let d = t.kernel.vfs.resolve_scoped(&Lookup { root: &root, start: &start, follow_last: flags & O_NOFOLLOW == 0 }, &path, how.resolve)?;
+    let d = t.kernel.vfs.resolve_scoped(&Lookup { root: &root, start: &start, follow_last: flags & O_NOFOLLOW == 0, creds: Some(&t.creds) }, &path, how.resolve)?;
     let flags = if flags & O_PATH != 0 { flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } else { flags };
     super::fs::open_dentry(t, d, flags, false)
 }

@@ -20,6 +20,7 @@ pub mod lock;
 pub mod memfd;
 pub mod overlay;
 pub mod path;
+pub mod permission;
 pub mod signalfd;
 pub mod synthetic;
 pub mod timerfd;

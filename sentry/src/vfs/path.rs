@@ -22,6 +22,10 @@ pub struct Lookup<'a> {
     pub start: &'a Arc<Dentry>,
     /// Whether a symlink in the last component is followed.
     pub follow_last: bool,
+    /// Whose search permission every directory crossed is checked against (EACCES): the
+    /// calling task's credentials for every walk a syscall asks for, `None` for the
+    /// kernel's own walks. See [`super::permission`].
+    pub creds: Option<&'a crate::kernel::task::Creds>,
 }
 
 impl Vfs {
@@ -68,6 +72,14 @@ impl Vfs {
             if !cur.inode().is_dir() {
                 return Err(Errno::ENOTDIR);
             }
+            if name.is_empty() {
+                // A trailing `/` carried over from a symlink's target: the result must be
+                // a directory, and nothing is looked up in it.
+                continue;
+            }
+            if let Some(creds) = at.creds {
+                super::permission::may_search(creds, &cur)?;
+            }
             if name == b"." {
                 continue;
             }
@@ -105,7 +117,7 @@ impl Vfs {
                     }
                     cur = d;
                     if trailing_slash && last {
-                        parts.push_back(b".".to_vec());
+                        parts.push_back(Vec::new());
                     }
                     continue;
                 }
@@ -121,7 +133,7 @@ impl Vfs {
                 }
                 let mut expanded = split(&target)?;
                 if target.ends_with(b"/") && last {
-                    expanded.push_back(b".".to_vec());
+                    expanded.push_back(Vec::new());
                 }
                 expanded.extend(parts.drain(..));
                 parts = expanded;
