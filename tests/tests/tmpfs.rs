@@ -107,7 +107,7 @@ fn python_multiprocessing_pool_works() {
 }
 
 #[test]
-fn dev_shm_is_an_empty_sticky_private_tmpfs_and_the_root_stays_read_only() {
+fn dev_shm_is_an_empty_sticky_private_tmpfs_and_root_writes_stay_in_the_sandbox() {
     let marker = format!("rvisor-tmpfs-test-{}", std::process::id());
     let o = run_rvisor(
         &[],
@@ -116,11 +116,21 @@ fn dev_shm_is_an_empty_sticky_private_tmpfs_and_the_root_stays_read_only() {
 ls -A /dev/shm | wc -l; ls /dev | grep -x shm
 echo x > /dev/shm/{marker} && cat /dev/shm/{marker}
 mkdir /usr 2>/dev/null; echo "mkdir /usr: $?"
-touch /etc/{marker} 2>&1 | grep -c 'Read-only file system'"#
+touch /etc/{marker} && ls /etc/{marker}
+echo end"#
         )),
     );
     o.assert_code(0);
-    assert_eq!(o.stdout_str(), "1777 root directory\ntmpfs\n0\nshm\nx\nmkdir /usr: 1\n1\n", "{}", o.dump());
+    assert_eq!(
+        o.stdout_str(),
+        format!("1777 root directory\ntmpfs\n0\nshm\nx\nmkdir /usr: 1\n/etc/{marker}\nend\n"),
+        "{}",
+        o.dump()
+    );
+    // Read-only without the overlay: the gofer refuses writes to the host's root.
+    let o = run_rvisor_do(&[], &["--read-only"], &bash(&format!("touch /etc/{marker} 2>&1 | grep -c 'Read-only file system'")));
+    o.assert_code(0);
+    assert_eq!(o.stdout_str(), "1\n", "{}", o.dump());
     assert!(!std::path::Path::new("/dev/shm").join(&marker).exists(), "the sandbox's /dev/shm file reached the host");
     assert!(!std::path::Path::new("/etc").join(&marker).exists());
 }

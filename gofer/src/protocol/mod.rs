@@ -496,6 +496,261 @@ pub const XATTR_CREATE: u32 = 1;
 /// setxattr(2): fail unless the attribute exists.
 pub const XATTR_REPLACE: u32 = 2;
 
+impl Request {
+    pub fn op(&self) -> Op {
+        match self {
+            Request::Attach => Op::Attach,
+            Request::Walk { .. } => Op::Walk,
+            Request::Stat { .. } => Op::Stat,
+            Request::Open { .. } => Op::Open,
+            Request::Readlink { .. } => Op::Readlink,
+            Request::Getdents { .. } => Op::Getdents,
+            Request::Clunk { .. } => Op::Clunk,
+            Request::Statfs { .. } => Op::Statfs,
+            Request::Create { .. } => Op::Create,
+            Request::Mkdir { .. } => Op::Mkdir,
+            Request::Mknod { .. } => Op::Mknod,
+            Request::Symlink { .. } => Op::Symlink,
+            Request::Link { .. } => Op::Link,
+            Request::Unlink { .. } => Op::Unlink,
+            Request::Rename { .. } => Op::Rename,
+            Request::Setattr { .. } => Op::Setattr,
+            Request::Getxattr { .. } => Op::Getxattr,
+            Request::Setxattr { .. } => Op::Setxattr,
+            Request::Listxattr { .. } => Op::Listxattr,
+            Request::Removexattr { .. } => Op::Removexattr,
+        }
+    }
+
+    /// The whole message (header + body).
+    pub fn encode(&self) -> Result<Vec<u8>, ProtocolError> {
+        let mut e = Encoder::new(self.op().code());
+        match self {
+            Request::Attach => {}
+            Request::Walk { dir, name } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+            }
+            Request::Stat { fid }
+            | Request::Readlink { fid }
+            | Request::Clunk { fid }
+            | Request::Statfs { fid }
+            | Request::Listxattr { fid } => {
+                e.u64(*fid);
+            }
+            Request::Open { fid, flags } => {
+                e.u64(*fid).u32(*flags);
+            }
+            Request::Getdents {
+                dir,
+                offset,
+                max_bytes,
+            } => {
+                e.u64(*dir).u64(*offset).u32(*max_bytes);
+            }
+            Request::Create {
+                dir,
+                name,
+                flags,
+                mode,
+                uid,
+                gid,
+            } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+                e.u32(*flags).u32(*mode).u32(*uid).u32(*gid);
+            }
+            Request::Mkdir {
+                dir,
+                name,
+                mode,
+                uid,
+                gid,
+            } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+                e.u32(*mode).u32(*uid).u32(*gid);
+            }
+            Request::Mknod {
+                dir,
+                name,
+                mode,
+                rdev,
+                uid,
+                gid,
+            } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+                e.u32(*mode).u64(*rdev).u32(*uid).u32(*gid);
+            }
+            Request::Symlink {
+                dir,
+                name,
+                target,
+                uid,
+                gid,
+            } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?;
+                e.bytes16("symlink target", target, MAX_SYMLINK)?;
+                e.u32(*uid).u32(*gid);
+            }
+            Request::Link { target, dir, name } => {
+                e.u64(*target).u64(*dir).bytes16("name", name, MAX_NAME)?;
+            }
+            Request::Unlink { dir, name, flags } => {
+                e.u64(*dir).bytes16("name", name, MAX_NAME)?.u32(*flags);
+            }
+            Request::Rename {
+                old_dir,
+                old_name,
+                new_dir,
+                new_name,
+                flags,
+            } => {
+                e.u64(*old_dir).bytes16("name", old_name, MAX_NAME)?;
+                e.u64(*new_dir).bytes16("name", new_name, MAX_NAME)?;
+                e.u32(*flags);
+            }
+            Request::Setattr { fid, attr } => {
+                e.u64(*fid);
+                attr.put(&mut e);
+            }
+            Request::Getxattr { fid, name } | Request::Removexattr { fid, name } => {
+                e.u64(*fid).bytes16("xattr name", name, MAX_XATTR_NAME)?;
+            }
+            Request::Setxattr {
+                fid,
+                name,
+                value,
+                flags,
+            } => {
+                e.u64(*fid).bytes16("xattr name", name, MAX_XATTR_NAME)?;
+                e.bytes32("xattr value", value, MAX_XATTR_VALUE)?
+                    .u32(*flags);
+            }
+        }
+        e.finish()
+    }
+
+    /// Decodes a request with `code` and `body` (see [`parse_frame`]).
+    pub fn decode(code: u32, body: &[u8]) -> Result<Request, ProtocolError> {
+        let op = Op::from_code(code).ok_or(ProtocolError::UnknownOp(code))?;
+        let mut d = Decoder::new(body);
+        let req = match op {
+            Op::Attach => Request::Attach,
+            Op::Walk => {
+                let dir = d.u64()?;
+                let name = d.bytes16("name", MAX_NAME)?.to_vec();
+                Request::Walk { dir, name }
+            }
+            Op::Stat => Request::Stat { fid: d.u64()? },
+            Op::Open => Request::Open {
+                fid: d.u64()?,
+                flags: d.u32()?,
+            },
+            Op::Readlink => Request::Readlink { fid: d.u64()? },
+            Op::Getdents => Request::Getdents {
+                dir: d.u64()?,
+                offset: d.u64()?,
+                max_bytes: d.u32()?,
+            },
+            Op::Clunk => Request::Clunk { fid: d.u64()? },
+            Op::Statfs => Request::Statfs { fid: d.u64()? },
+            Op::Create => Request::Create {
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+                flags: d.u32()?,
+                mode: d.u32()?,
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            Op::Mkdir => Request::Mkdir {
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+                mode: d.u32()?,
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            Op::Mknod => Request::Mknod {
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+                mode: d.u32()?,
+                rdev: d.u64()?,
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            Op::Symlink => Request::Symlink {
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+                target: d.bytes16("symlink target", MAX_SYMLINK)?.to_vec(),
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            Op::Link => Request::Link {
+                target: d.u64()?,
+                dir: d.u64()?,
+                name: d.bytes16("name", MAX_NAME)?.to_vec(),
+            },
+            Op::Unlink => {
+                let (dir, name, flags) = (d.u64()?, d.bytes16("name", MAX_NAME)?, d.u32()?);
+                if flags & !AT_REMOVEDIR != 0 {
+                    return Err(ProtocolError::Invalid("unlink flags"));
+                }
+                Request::Unlink {
+                    dir,
+                    name: name.to_vec(),
+                    flags,
+                }
+            }
+            Op::Rename => {
+                let old_dir = d.u64()?;
+                let old_name = d.bytes16("name", MAX_NAME)?.to_vec();
+                let new_dir = d.u64()?;
+                let new_name = d.bytes16("name", MAX_NAME)?.to_vec();
+                let flags = d.u32()?;
+                if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+                    || flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+                {
+                    return Err(ProtocolError::Invalid("rename flags"));
+                }
+                Request::Rename {
+                    old_dir,
+                    old_name,
+                    new_dir,
+                    new_name,
+                    flags,
+                }
+            }
+            Op::Setattr => Request::Setattr {
+                fid: d.u64()?,
+                attr: SetAttrMsg::get(&mut d)?,
+            },
+            Op::Getxattr => Request::Getxattr {
+                fid: d.u64()?,
+                name: d.bytes16("xattr name", MAX_XATTR_NAME)?.to_vec(),
+            },
+            Op::Setxattr => {
+                let fid = d.u64()?;
+                let name = d.bytes16("xattr name", MAX_XATTR_NAME)?.to_vec();
+                let value = d.bytes32("xattr value", MAX_XATTR_VALUE)?.to_vec();
+                let flags = d.u32()?;
+                if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
+                    return Err(ProtocolError::Invalid("setxattr flags"));
+                }
+                Request::Setxattr {
+                    fid,
+                    name,
+                    value,
+                    flags,
+                }
+            }
+            Op::Listxattr => Request::Listxattr { fid: d.u64()? },
+            Op::Removexattr => Request::Removexattr {
+                fid: d.u64()?,
+                name: d.bytes16("xattr name", MAX_XATTR_NAME)?.to_vec(),
+            },
+        };
+        d.finish()?;
+        Ok(req)
+    }
+}
+
 /// A response, gofer → sentry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {

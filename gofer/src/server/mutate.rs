@@ -69,7 +69,7 @@ impl Server {
         let flags = (O_PATH | O_NOFOLLOW | O_CLOEXEC) as i32;
         let fd = host::openat(parent_fd.as_fd(), &name, flags)?;
         let attr = host::fstat(fd.as_fd())?;
-        let same = expect.map_or(true, |e| e.st_dev == attr.st_dev && e.st_ino == attr.st_ino);
+        let same = expect.is_none_or(|e| e.st_dev == attr.st_dev && e.st_ino == attr.st_ino);
         if attr.st_mode & S_IFMT != kind || !same {
             tracing::debug!("gofer: new node replaced before it was adopted");
             return Err(Errno::ESTALE);

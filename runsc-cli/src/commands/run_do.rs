@@ -21,8 +21,12 @@ pub struct DoArgs {
     cwd: Option<String>,
     /// Let the sandbox write to its root directory: the same as the global
     /// `--overlay=none`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "read_only")]
     writable: bool,
+    /// Mount the root read-only, without an overlay: every write to it fails with EROFS
+    /// (what an OCI bundle with `root.readonly: true` gets).
+    #[arg(long)]
+    read_only: bool,
     /// Give the command a pseudo-terminal as its stdio and controlling terminal (the
     /// host terminal, if stdin is one, is put in raw mode while it runs).
     #[arg(long, short = 't')]
@@ -64,7 +68,7 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
     if g.platform != "ptrace" {
         bail!("do: platform {:?} is not available; use --platform=ptrace", g.platform);
     }
-    let overlay = g.root_overlay()? && !args.writable;
+    let overlay = g.root_overlay()? && !args.writable && !args.read_only;
     let rootfs = args.rootfs.clone().unwrap_or_else(|| "/".into());
     let root = open_dir(&rootfs)?;
     let cwd = match (&args.cwd, &args.rootfs) {
@@ -81,8 +85,8 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         additional_gids: Vec::new(),
         hostname: hostname(),
         kernel_release: g.kernel_release.clone(),
-        // Either the sandbox's writes land in the overlay's memory, or they go through.
-        root_read_only: false,
+        // Unless read-only, the sandbox's writes land in the overlay's memory or go through.
+        root_read_only: args.read_only,
         overlay,
         tty: args.tty,
         // Like a program started from this shell, the command keeps the caller's limits.
@@ -95,7 +99,7 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
     gofer.args(global_args(g)).arg("gofer");
     gofer.arg(format!("--root-fd={}", std::os::fd::AsRawFd::as_raw_fd(&root)));
     gofer.arg(format!("--sock-fd={}", std::os::fd::AsRawFd::as_raw_fd(&gofer_end)));
-    if overlay {
+    if overlay || args.read_only {
         // The gofer refuses every change: the host tree stays as it is even if the
         // sentry misbehaves.
         gofer.arg("--read-only");

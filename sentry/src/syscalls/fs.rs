@@ -6,15 +6,16 @@ use rvisor_syscalls::flags::at::*;
 use rvisor_syscalls::flags::fcntl::*;
 use rvisor_syscalls::flags::ioctl as io;
 use rvisor_syscalls::flags::limits::{IOV_MAX, MAX_RW_COUNT};
-use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT, S_IFREG};
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFREG};
 use rvisor_syscalls::flags::open::*;
 use rvisor_syscalls::flags::rlimit::RLIMIT_NOFILE;
 use rvisor_syscalls::types::{Iovec, LinuxDirent64Header, Stat, Statx, StatxTimestamp, DIRENT64_NAME_OFFSET};
 use rvisor_syscalls::{Errno, Pod};
 
 use super::{Args, SysResult};
+use crate::kernel::task::Creds;
 use crate::kernel::Task;
-use crate::vfs::{Dentry, FileDescription, FileImpl};
+use crate::vfs::{Dentry, FileDescription, FileImpl, Lookup};
 
 /// Largest bounce buffer used for one read/write step.
 const IO_CHUNK: usize = 1 << 20;
@@ -95,8 +96,21 @@ fn sigpipe_on_epipe(t: &Task, r: SysResult) -> SysResult {
     r
 }
 
+/// Before a write of `count` bytes through `f`: a caller other than root clears the
+/// file's set-ID bits (a cheap check of the caller's id and the cached mode otherwise).
+fn remove_privs_before_write(t: &Task, f: &FileDescription, count: u64) -> Result<(), Errno> {
+    if t.creds.fsuid == 0 || count == 0 || !f.writable() {
+        return Ok(());
+    }
+    match f.dentry() {
+        Some(d) => crate::vfs::permission::remove_privs(&t.creds, d),
+        None => Ok(()),
+    }
+}
+
 pub fn write(t: &mut Task, a: &Args) -> SysResult {
     let f = t.file(fd_arg(a[0]))?;
+    remove_privs_before_write(t, &f, a[2])?;
     let r = write_from_guest(t, a[1], a[2], |buf, _| f.write(buf));
     sigpipe_on_epipe(t, r)
 }
@@ -119,6 +133,7 @@ pub fn pwrite64(t: &mut Task, a: &Args) -> SysResult {
     if off < 0 {
         return Err(Errno::EINVAL);
     }
+    remove_privs_before_write(t, &f, a[2])?;
     write_from_guest(t, a[1], a[2], |buf, done| f.pwrite(buf, off as u64 + done))
 }
 
@@ -182,6 +197,7 @@ pub fn writev(t: &mut Task, a: &Args) -> SysResult {
             break;
         }
     }
+    remove_privs_before_write(t, &f, buf.len() as u64)?;
     let r = f.write(&buf).map(|n| n as u64);
     sigpipe_on_epipe(t, r)
 }
@@ -272,27 +288,9 @@ fn check_open_permission(t: &Task, d: &Dentry, flags: u32) -> Result<(), Errno> 
 
 /// Unix permission check of `st` for the task (`real`: use the real ids, as access(2) does).
 pub(super) fn may_access(t: &Task, st: &Stat, r: bool, w: bool, x: bool, real: bool) -> Result<(), Errno> {
-    let (uid, gid) = if real { (t.creds.uid, t.creds.gid) } else { (t.creds.fsuid, t.creds.fsgid) };
-    if uid == 0 {
-        // Root bypasses read/write checks; execute needs some x bit on non-directories.
-        if x && st.st_mode & S_IFMT != S_IFDIR && st.st_mode & 0o111 == 0 {
-            return Err(Errno::EACCES);
-        }
-        return Ok(());
-    }
-    let bits = if st.st_uid == uid {
-        (st.st_mode >> 6) & 7
-    } else if st.st_gid == gid || t.creds.groups.contains(&st.st_gid) {
-        (st.st_mode >> 3) & 7
-    } else {
-        st.st_mode & 7
-    };
-    let need = (r as u32) << 2 | (w as u32) << 1 | x as u32;
-    if bits & need == need {
-        Ok(())
-    } else {
-        Err(Errno::EACCES)
-    }
+    use crate::vfs::permission::{check, Ids, MAY_EXEC, MAY_READ, MAY_WRITE};
+    let mask = if r { MAY_READ } else { 0 } | if w { MAY_WRITE } else { 0 } | if x { MAY_EXEC } else { 0 };
+    check(&t.creds, if real { Ids::Real } else { Ids::Fs }, st, mask)
 }
 
 pub fn open(t: &mut Task, a: &Args) -> SysResult {
@@ -565,11 +563,20 @@ fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: u32) ->
         return Err(Errno::EINVAL);
     }
     let path = t.copy_in_path(path_addr)?;
+    // Without AT_EACCESS the whole call, path walk included, runs with the real ids as
+    // the filesystem ids (Linux's access_override_creds).
+    let real = flags & AT_EACCESS == 0;
     let d = if path.is_empty() {
         if flags & AT_EMPTY_PATH == 0 {
             return Err(Errno::ENOENT);
         }
         t.dir_of(dirfd)?
+    } else if real && (t.creds.fsuid != t.creds.uid || t.creds.fsgid != t.creds.gid) {
+        let creds = Creds { fsuid: t.creds.uid, fsgid: t.creds.gid, ..t.creds.clone() };
+        let root = t.fs().root.clone();
+        let start = if path.first() == Some(&b'/') { root.clone() } else { t.dir_of(dirfd)? };
+        let follow_last = flags & AT_SYMLINK_NOFOLLOW == 0;
+        t.kernel.vfs.resolve(&Lookup { root: &root, start: &start, follow_last, creds: Some(&creds) }, &path)?
     } else {
         t.lookup_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
     };
@@ -577,7 +584,7 @@ fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: u32) ->
         return Err(Errno::EROFS);
     }
     let st = d.inode().stat()?;
-    may_access(t, &st, mode & R_OK != 0, mode & W_OK != 0, mode & X_OK != 0, flags & AT_EACCESS == 0)?;
+    may_access(t, &st, mode & R_OK != 0, mode & W_OK != 0, mode & X_OK != 0, real)?;
     Ok(0)
 }
 

@@ -93,6 +93,10 @@ fn parent_in(t: &Task, start: &Arc<Dentry>, path: &[u8]) -> Result<Parent, Errno
     if !dir.inode().is_dir() {
         return Err(Errno::ENOTDIR);
     }
+    if !last.is_empty() {
+        // Looking the last component up searches its directory too.
+        crate::vfs::permission::may_search(&t.creds, &dir)?;
+    }
     let last = match last {
         b"" => Last::Root,
         b"." => Last::Dot,
@@ -557,6 +561,7 @@ pub fn truncate(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::EROFS);
     }
     may_access(t, &stat_of(&d)?, false, true, false, false)?;
+    crate::vfs::permission::remove_privs(&t.creds, &d)?;
     inode.truncate(len as u64)?;
     Ok(0)
 }
@@ -574,6 +579,7 @@ pub fn ftruncate(t: &mut Task, a: &Args) -> SysResult {
     if d.inode().file_type() != S_IFREG || !f.writable() {
         return Err(Errno::EINVAL);
     }
+    crate::vfs::permission::remove_privs(&t.creds, d)?;
     d.inode().truncate(len as u64)?;
     Ok(0)
 }
@@ -603,6 +609,7 @@ pub fn fallocate(t: &mut Task, a: &Args) -> SysResult {
     if off.checked_add(len).is_none() {
         return Err(Errno::EFBIG);
     }
+    crate::vfs::permission::remove_privs(&t.creds, d)?;
     d.inode().fallocate(mode, off as u64, len as u64)?;
     Ok(0)
 }

@@ -77,6 +77,18 @@ impl FileImpl for OverlayFile {
     fn shared_memory(&self) -> Option<Arc<crate::mm::SharedMemory>> {
         self.inner.shared_memory()
     }
+
+    fn into_any(self: Arc<Self>) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.inner.clone().into_any()
+    }
+
+    fn pipe_size(&self) -> Option<usize> {
+        self.inner.pipe_size()
+    }
+
+    fn set_pipe_size(&self, size: u32) -> Result<usize, Errno> {
+        self.inner.set_pipe_size(size)
+    }
 }
 
 /// An open overlay directory. The merged listing is taken when reading starts (offset 0)
