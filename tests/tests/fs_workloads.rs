@@ -213,3 +213,27 @@ fn symlink_swapped_under_a_looping_open_never_leads_outside() {
         assert!(o.stdout_str().contains("race-only-inside-or-missing: yes"), "{}", o.dump());
     }
 }
+
+/// Named pipes: a blocking open waits for the other end (in either order), O_RDWR does
+/// not, and an open with no partner at all blocks until `timeout` kills it. Coreutils
+/// `cat` of a regular file to a pipe (copy_file_range first, then read/write) is part of it.
+#[test]
+fn fifo_opens_wait_for_the_other_end_like_native() {
+    let out = same_in_fresh_dir(
+        "fifo",
+        r#"cd "$1" && mkfifo p
+           cat p > out &
+           echo hello > p
+           wait
+           cat out
+           { echo one; echo two; } > p &
+           { read a; read b; } < p; echo "$a $b"
+           wait
+           timeout 0.3 sh -c 'exec 3>p'; echo "writer alone: $?"
+           timeout 0.3 sh -c 'exec 3<p'; echo "reader alone: $?"
+           sh -c 'exec 3<>p; echo rdwr ok'
+           sh -c 'exec 3>p; echo writer met reader > w' & sh -c 'exec 3<p; echo reader met writer'; wait; cat w
+           stat -c '%F %a' p"#,
+    );
+    assert!(out.stdout_str().starts_with("hello\none two\nwriter alone: 124\nreader alone: 124\nrdwr ok\n"), "{}", out.dump());
+}

@@ -139,7 +139,11 @@ impl HostConsole {
             unsafe { libc::signal(libc::SIGWINCH, on_sigwinch as extern "C" fn(libc::c_int) as libc::sighandler_t) };
             let s = sock.as_raw_fd();
             std::thread::spawn(move || {
-                let mut pfd = libc::pollfd { fd: winch_r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let mut pfd = libc::pollfd {
+                    fd: winch_r.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 loop {
                     // SAFETY: one valid pollfd.
                     if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
@@ -156,8 +160,12 @@ impl HostConsole {
                 }
             });
         }
-        // Keystrokes: stdin → socket, until stdin ends (the sandbox keeps running).
+        // Keystrokes: stdin → socket. When a terminal stdin hangs up (EOF or EIO: its
+        // master side closed), the sandbox's terminal hangs up too (SIGHUP to its session),
+        // as a hangup does natively; another stdin just ending leaves the sandbox running.
         let s = sock.as_raw_fd();
+        // SAFETY: isatty only inspects the descriptor.
+        let stdin_is_tty = unsafe { libc::isatty(stdin) } == 1;
         std::thread::spawn(move || {
             let mut buf = vec![0u8; MAX_PACKET];
             loop {
@@ -167,6 +175,10 @@ impl HostConsole {
                     continue;
                 }
                 if n <= 0 {
+                    if stdin_is_tty {
+                        // SAFETY: shutdown(2) on the live socket; the sandbox reads EOF.
+                        unsafe { libc::shutdown(s, libc::SHUT_WR) };
+                    }
                     return;
                 }
                 buf[0] = PKT_DATA;
@@ -179,7 +191,18 @@ impl HostConsole {
         let (stop_r, stop_w) = pipe()?;
         let output = std::thread::spawn(move || {
             let mut buf = vec![0u8; MAX_PACKET];
-            let mut fds = [libc::pollfd { fd: s, events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: stop_r.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            let mut fds = [
+                libc::pollfd {
+                    fd: s,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: stop_r.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
             let mut stopping = false;
             loop {
                 if !stopping {
@@ -204,7 +227,12 @@ impl HostConsole {
                 write_all(libc::STDOUT_FILENO, &buf[..n as usize]);
             }
         });
-        Ok(HostConsole { sock, raw, stop_w, output: Some(output) })
+        Ok(HostConsole {
+            sock,
+            raw,
+            stop_w,
+            output: Some(output),
+        })
     }
 
     /// After the sandbox exited: writes out the rest of its output and restores the host

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use rvisor_syscalls::flags::mode::S_IFREG;
-use rvisor_syscalls::flags::mount::MS_NOEXEC;
 use rvisor_syscalls::flags::open::O_RDONLY;
+use rvisor_syscalls::types::Stat;
 use rvisor_syscalls::Errno;
 
 use rvisor_platform::Regs;
@@ -28,23 +28,38 @@ fn resolve(k: &Kernel, fs: &FsContext, creds: Option<&Creds>, path: &[u8]) -> Re
 }
 
 /// Finds `name` like execvp(3): names with a `/` are paths, others are searched in `path`.
-/// The kernel's own lookup (for the init process): it checks no search permission; the
-/// image's [`load_image`] checks the file itself.
+/// The kernel's own lookup (for the init process): see [`find_executable_as`] without
+/// credentials.
 pub fn find_executable(k: &Kernel, fs: &FsContext, name: &[u8], path: Option<&[u8]>) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
+    find_executable_as(k, fs, None, name, path)
+}
+
+/// Finds `name` like execvp(3) as `creds` would (every folder crossed searchable by them):
+/// a PATH entry that is not a regular file they may execute is skipped, and EACCES is the
+/// answer if nothing better was found. Without `creds` no search permission is checked and
+/// any execute bit will do. [`load_image`] checks the file found again.
+pub fn find_executable_as(k: &Kernel, fs: &FsContext, creds: Option<&Creds>, name: &[u8], path: Option<&[u8]>) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
     if name.is_empty() {
         return Err(Errno::ENOENT);
     }
     if name.contains(&b'/') {
-        return Ok((resolve(k, fs, None, name)?, name.to_vec()));
+        return Ok((resolve(k, fs, creds, name)?, name.to_vec()));
     }
     let mut last = Errno::ENOENT;
     for dir in path.unwrap_or(DEFAULT_PATH).split(|&b| b == b':') {
         let mut full = if dir.is_empty() { b".".to_vec() } else { dir.to_vec() };
         full.push(b'/');
         full.extend_from_slice(name);
-        match resolve(k, fs, None, &full) {
-            Ok(d) if d.inode().file_type() == S_IFREG => return Ok((d, full)),
-            Ok(_) => last = Errno::EACCES,
+        let found = resolve(k, fs, creds, &full).and_then(|d| {
+            match creds {
+                Some(c) => check_executable(k, c, &d, &d.inode().stat()?)?,
+                None if d.inode().file_type() != S_IFREG || d.inode().stat()?.st_mode & 0o111 == 0 => return Err(Errno::EACCES),
+                None => {}
+            }
+            Ok(d)
+        });
+        match found {
+            Ok(d) => return Ok((d, full)),
             Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {}
             Err(e) => last = e,
         }
@@ -54,11 +69,10 @@ pub fn find_executable(k: &Kernel, fs: &FsContext, name: &[u8], path: Option<&[u
 
 /// Whether `creds` may execute the file (Linux's `do_open_execat`): a regular file with an
 /// execute bit they are allowed (root needs any execute bit), on a mount without `noexec`.
-/// EACCES otherwise. Also applies to `#!` and ELF interpreters.
-fn check_executable(k: &Kernel, creds: &Creds, d: &Arc<Dentry>) -> Result<(), Errno> {
-    crate::vfs::permission::may_exec(creds, &d.inode().stat()?)?;
-    let noexec = k.vfs.mounts().mount_containing(d).is_some_and(|m| m.spec().flags & MS_NOEXEC != 0);
-    if noexec {
+/// EACCES otherwise. Also applies to `#!` and ELF interpreters. `st`: the file's attributes.
+fn check_executable(k: &Kernel, creds: &Creds, d: &Arc<Dentry>, st: &Stat) -> Result<(), Errno> {
+    crate::vfs::permission::may_exec(creds, st)?;
+    if crate::vfs::permission::on_noexec_mount(&k.vfs, d) {
         return Err(Errno::EACCES);
     }
     Ok(())
@@ -83,7 +97,7 @@ pub fn load_image(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, dentry: Arc<De
     let mut dentry = dentry;
     let mut script_path = execfn.clone();
     for _ in 0..=MAX_INTERP_DEPTH {
-        check_executable(k, creds, &dentry)?;
+        check_executable(k, creds, &dentry, &dentry.inode().stat()?)?;
         let file = dentry.inode().open(O_RDONLY)?;
         let mut head = [0u8; 256];
         let n = read_full(&*file, &mut head)?;
@@ -136,7 +150,9 @@ fn load_elf(k: &Arc<Kernel>, fs: &FsContext, creds: &Creds, exe: Arc<dyn FileSou
     };
     let mut open_interp = |path: &[u8]| -> Result<Arc<dyn FileSource>, Errno> {
         let d = resolve(k, fs, Some(creds), path)?;
-        check_executable(k, creds, &d)?;
+        // The dynamic loader is checked against the attributes its lookup just cached: no
+        // extra gofer round trip per exec.
+        check_executable(k, creds, &d, &d.inode().cached_stat()?)?;
         let f = d.inode().open(O_RDONLY)?;
         source_of_impl(f)
     };

@@ -320,7 +320,10 @@ pub fn handle_signals(t: &mut Task) {
                 DefaultAction::Ignore | DefaultAction::Continue => continue,
                 DefaultAction::Stop => {
                     // Init never stops (it ignores default-action signals from inside).
-                    if t.tgid() != 1 {
+                    // Nor does an orphaned process group, for the terminal stop signals:
+                    // nobody would continue it (POSIX job control).
+                    let orphaned = sig != SIGSTOP && crate::vfs::devpts::jobctl::pgrp_orphaned(&t.kernel, t.tg().pgid());
+                    if t.tgid() != 1 && !orphaned {
                         start_group_stop(t, sig);
                     }
                     continue;

@@ -583,6 +583,9 @@ fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: u32) ->
     if mode & W_OK != 0 && d.inode().read_only() && !d.inode().is_symlink() {
         return Err(Errno::EROFS);
     }
+    if mode & X_OK != 0 && d.inode().file_type() == S_IFREG && crate::vfs::permission::on_noexec_mount(&t.kernel.vfs, &d) {
+        return Err(Errno::EACCES);
+    }
     let st = d.inode().stat()?;
     may_access(t, &st, mode & R_OK != 0, mode & W_OK != 0, mode & X_OK != 0, real)?;
     Ok(0)

@@ -792,7 +792,7 @@ fn set_times(t: &Task, d: &Dentry, times: &Times) -> SysResult {
         may_access(t, &st, false, true, false, false)?;
     }
     d.inode().setattr(&SetAttr { atime: times.atime, mtime: times.mtime, ..Default::default() })?;
-    crate::vfs::inotify::file_event(&d, IN_ATTRIB);
+    crate::vfs::inotify::file_event(d, IN_ATTRIB);
     Ok(0)
 }
 

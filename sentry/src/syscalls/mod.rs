@@ -3,6 +3,7 @@
 //! Handlers are grouped by area. Each takes the task and the six raw argument registers,
 //! checks and converts its arguments, and calls into the subsystem that owns the semantics.
 
+mod creds;
 mod epoll;
 mod fs;
 mod fs_mutate;
@@ -180,6 +181,12 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::SETGROUPS => (process::setgroups, P),
         nr::GETRESUID => (process::getresuid, F),
         nr::GETRESGID => (process::getresgid, F),
+        nr::SETREUID => (creds::setreuid, F),
+        nr::SETREGID => (creds::setregid, F),
+        nr::SETRESUID => (creds::setresuid, F),
+        nr::SETRESGID => (creds::setresgid, F),
+        nr::SETFSUID => (creds::setfsuid, F),
+        nr::SETFSGID => (creds::setfsgid, F),
         nr::GETPGID => (process::getpgid, F),
         nr::GETSID => (process::getsid, F),
         nr::RT_SIGPENDING => (signal::rt_sigpending, F),

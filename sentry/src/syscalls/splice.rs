@@ -298,6 +298,12 @@ pub fn copy_file_range(t: &mut Task, a: &Args) -> SysResult {
     if !inp.readable() || !out.writable() || out.flags() & O_APPEND != 0 {
         return Err(Errno::EBADF);
     }
+    // Files the sentry reads as streams (host stdio, even when redirected to a host file)
+    // have no position to copy at: EINVAL, as for a non-regular file, so that callers
+    // (coreutils cat, cp) fall back to read and write.
+    if inp.imp().is_stream() || out.imp().is_stream() {
+        return Err(Errno::EINVAL);
+    }
     let (sin, sout) = (inp.imp().stat()?, out.imp().stat()?);
     for st in [&sin, &sout] {
         match st.st_mode & S_IFMT {

@@ -13,7 +13,10 @@
 //! The check reads the dentry's cached attributes, so a walk costs no gofer round trip, and
 //! a root caller skips it altogether.
 
+use std::sync::Arc;
+
 use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISUID};
+use rvisor_syscalls::flags::mount::MS_NOEXEC;
 use rvisor_syscalls::types::Stat;
 use rvisor_syscalls::Errno;
 
@@ -88,6 +91,14 @@ pub fn may_exec(creds: &Creds, st: &Stat) -> Result<(), Errno> {
     check(creds, Ids::Fs, st, MAY_EXEC)
 }
 
+/// Whether `d` lies on a mount with `noexec` (execve and access(X_OK) refuse its regular
+/// files with EACCES).
+pub fn on_noexec_mount(vfs: &super::Vfs, d: &Arc<Dentry>) -> bool {
+    vfs.mounts()
+        .mount_containing(d)
+        .is_some_and(|m| m.spec().flags & MS_NOEXEC != 0)
+}
+
 /// The set-ID bits a write or truncation by a caller without CAP_FSETID clears from a
 /// regular file's `mode` (Linux's `should_remove_suid`): set-user-ID always, set-group-ID
 /// when group execute is on.
@@ -116,7 +127,10 @@ pub fn remove_privs(creds: &Creds, d: &Dentry) -> Result<(), Errno> {
     if kill == 0 {
         return Ok(());
     }
-    inode.setattr(&SetAttr { mode: Some(mode & 0o7777 & !kill), ..Default::default() })
+    inode.setattr(&SetAttr {
+        mode: Some(mode & 0o7777 & !kill),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
@@ -128,29 +142,54 @@ mod tests {
     }
 
     fn st(mode: u32, uid: u32, gid: u32) -> Stat {
-        Stat { st_mode: mode, st_uid: uid, st_gid: gid, ..Default::default() }
+        Stat {
+            st_mode: mode,
+            st_uid: uid,
+            st_gid: gid,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn owner_group_and_other_bits_apply_in_that_order() {
         let u = user(1000, 100, vec![200]);
         // The owner class applies even when it grants less than the others.
-        assert_eq!(check(&u, Ids::Fs, &st(0o100077, 1000, 0), MAY_READ), Err(Errno::EACCES));
+        assert_eq!(
+            check(&u, Ids::Fs, &st(0o100077, 1000, 0), MAY_READ),
+            Err(Errno::EACCES)
+        );
         assert!(check(&u, Ids::Fs, &st(0o100040, 0, 100), MAY_READ).is_ok());
-        assert!(check(&u, Ids::Fs, &st(0o100040, 0, 200), MAY_READ).is_ok(), "a supplementary group");
-        assert_eq!(check(&u, Ids::Fs, &st(0o100604, 0, 200), MAY_READ), Err(Errno::EACCES), "group bits, not other");
+        assert!(
+            check(&u, Ids::Fs, &st(0o100040, 0, 200), MAY_READ).is_ok(),
+            "a supplementary group"
+        );
+        assert_eq!(
+            check(&u, Ids::Fs, &st(0o100604, 0, 200), MAY_READ),
+            Err(Errno::EACCES),
+            "group bits, not other"
+        );
         assert!(check(&u, Ids::Fs, &st(0o100006, 0, 0), MAY_READ | MAY_WRITE).is_ok());
-        assert_eq!(check(&u, Ids::Fs, &st(0o100004, 0, 0), MAY_READ | MAY_WRITE), Err(Errno::EACCES));
+        assert_eq!(
+            check(&u, Ids::Fs, &st(0o100004, 0, 0), MAY_READ | MAY_WRITE),
+            Err(Errno::EACCES)
+        );
     }
 
     #[test]
     fn root_may_do_anything_but_execute_a_file_without_execute_bits() {
         let root = user(0, 0, vec![]);
         assert!(check(&root, Ids::Fs, &st(0o100000, 5, 5), MAY_READ | MAY_WRITE).is_ok());
-        assert!(check(&root, Ids::Fs, &st(0o040000, 5, 5), MAY_EXEC).is_ok(), "search any directory");
+        assert!(
+            check(&root, Ids::Fs, &st(0o040000, 5, 5), MAY_EXEC).is_ok(),
+            "search any directory"
+        );
         assert_eq!(may_exec(&root, &st(0o100644, 0, 0)), Err(Errno::EACCES));
         assert!(may_exec(&root, &st(0o100001, 5, 5)).is_ok());
-        assert_eq!(may_exec(&root, &st(0o040755, 0, 0)), Err(Errno::EACCES), "a directory");
+        assert_eq!(
+            may_exec(&root, &st(0o040755, 0, 0)),
+            Err(Errno::EACCES),
+            "a directory"
+        );
     }
 
     #[test]
@@ -167,7 +206,11 @@ mod tests {
     fn writes_clear_set_user_id_and_set_group_id_only_with_group_execute() {
         assert_eq!(privs_to_remove(0o104755), S_ISUID);
         assert_eq!(privs_to_remove(0o106755), S_ISUID | S_ISGID);
-        assert_eq!(privs_to_remove(0o102645), 0, "mandatory-locking S_ISGID stays");
+        assert_eq!(
+            privs_to_remove(0o102645),
+            0,
+            "mandatory-locking S_ISGID stays"
+        );
         assert_eq!(privs_to_remove(0o100777), 0);
     }
 }

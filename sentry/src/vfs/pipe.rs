@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rvisor_syscalls::flags::ioctl::FIONREAD;
 use rvisor_syscalls::flags::mode::S_IFIFO;
-use rvisor_syscalls::flags::open::{O_DIRECT, O_NONBLOCK, O_RDONLY, O_WRONLY};
+use rvisor_syscalls::flags::open::{O_ACCMODE, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
 use rvisor_syscalls::flags::poll::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
 use rvisor_syscalls::types::Stat;
 use rvisor_syscalls::Errno;
@@ -71,6 +71,10 @@ struct PipeState {
     slots: usize,
     readers: usize,
     writers: usize,
+    /// Read and write ends ever opened: a FIFO open waiting for its partner waits for
+    /// the other count to change (an end opened and closed again meanwhile still counts).
+    read_opens: u64,
+    write_opens: u64,
     /// Unread bytes (FIONREAD).
     bytes: usize,
     atime: (i64, i64),
@@ -146,6 +150,8 @@ impl Pipe {
                 slots: DEFAULT_PIPE_SLOTS,
                 readers: 0,
                 writers: 0,
+                read_opens: 0,
+                write_opens: 0,
                 bytes: 0,
                 atime: t,
                 mtime: t,
@@ -174,9 +180,40 @@ impl Pipe {
             let mut st = self.lock();
             st.readers += read as usize;
             st.writers += write as usize;
+            st.read_opens += read as u64;
+            st.write_opens += write as u64;
         }
         self.queue.notify_all();
         Arc::new(PipeEnd { pipe: self.clone(), read, write })
+    }
+
+    /// Opens an end of a named pipe as open(2) does with `flags`: O_RDWR opens both ends at
+    /// once; a blocking O_RDONLY (O_WRONLY) open waits until a writer (reader) has opened
+    /// the FIFO; O_WRONLY|O_NONBLOCK without a reader is ENXIO. A signal interrupts the
+    /// wait with ERESTARTSYS (the end opened so far is closed again).
+    pub fn open_fifo(self: &Arc<Pipe>, flags: u32) -> Result<Arc<PipeEnd>, Errno> {
+        let nonblock = flags & O_NONBLOCK != 0;
+        let (read, write) = match flags & O_ACCMODE {
+            O_RDONLY => (true, false),
+            O_WRONLY => (false, true),
+            O_RDWR => (true, true),
+            _ => return Err(Errno::EINVAL),
+        };
+        if write && !read && nonblock && !self.has_readers() {
+            return Err(Errno::ENXIO);
+        }
+        let partner_opens = |st: &PipeState| if read { st.write_opens } else { st.read_opens };
+        let seen = partner_opens(&self.lock());
+        let end = self.open_end(read, write);
+        if read == write || (read && nonblock) {
+            return Ok(end);
+        }
+        block_on(&[&self.queue], None, || {
+            let st = self.lock();
+            let partner_open = if read { st.writers > 0 } else { st.readers > 0 };
+            (partner_open || partner_opens(&st) != seen).then_some(Ok(()))
+        })?;
+        Ok(end)
     }
 
     /// Whether any read end is open (a FIFO's O_WRONLY|O_NONBLOCK open needs one).

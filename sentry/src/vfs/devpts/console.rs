@@ -23,7 +23,10 @@ use crate::vfs::FileDescription;
 /// for fds 0, 1 and 2.
 pub fn attach(kernel: &Arc<Kernel>, sock: OwnedFd) -> std::io::Result<(ConsoleBridge, Arc<FileDescription>)> {
     let uid_gid = super::replica_owner();
-    let master = kernel.devpts.new_pair(Arc::downgrade(kernel), uid_gid.0, uid_gid.1).map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
+    let master = kernel
+        .devpts
+        .new_pair(Arc::downgrade(kernel), uid_gid.0, uid_gid.1)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
     let tty = master.tty.clone();
     tty.set_locked(false);
     tty.make_controlling(1, 1);
@@ -32,12 +35,23 @@ pub fn attach(kernel: &Arc<Kernel>, sock: OwnedFd) -> std::io::Result<(ConsoleBr
     let mut buf = vec![0u8; MAX_PACKET];
     loop {
         // SAFETY: `buf` is a live exclusive slice of the length passed; MSG_DONTWAIT never blocks.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_PEEK) };
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_PEEK,
+            )
+        };
         if n < 5 || buf[0] != PKT_WINSIZE {
             break;
         }
         let _ = recv(&sock, &mut buf);
-        tty.set_winsize(Winsize { ws_row: u16::from_le_bytes([buf[1], buf[2]]), ws_col: u16::from_le_bytes([buf[3], buf[4]]), ..Default::default() });
+        tty.set_winsize(Winsize {
+            ws_row: u16::from_le_bytes([buf[1], buf[2]]),
+            ws_col: u16::from_le_bytes([buf[3], buf[4]]),
+            ..Default::default()
+        });
     }
     let replica = PtyReplica::open(&tty);
     let file = FileDescription::new(replica, None, rvisor_syscalls::flags::open::O_RDWR);
@@ -123,12 +137,18 @@ impl ConsoleBridge {
                     PKT_WINSIZE if n >= 5 => {
                         let rows = u16::from_le_bytes([buf[1], buf[2]]);
                         let cols = u16::from_le_bytes([buf[3], buf[4]]);
-                        m.tty.set_winsize(Winsize { ws_row: rows, ws_col: cols, ..Default::default() });
+                        m.tty.set_winsize(Winsize {
+                            ws_row: rows,
+                            ws_col: cols,
+                            ..Default::default()
+                        });
                     }
                     _ => tracing::debug!(kind = buf[0], "unknown console packet"),
                 }
             }
-            tracing::debug!("console input closed");
+            // The CLI's terminal hung up (or the CLI is gone): so does the sandbox's.
+            tracing::debug!("console input closed: hanging up the terminal");
+            m.tty.hang_up();
         })?;
         let out_thread = std::thread::Builder::new().name("console-out".into()).spawn(move || {
             let mut buf = vec![0u8; MAX_PACKET - 1];
@@ -143,7 +163,10 @@ impl ConsoleBridge {
             }
             // Dropping `master` here hangs the terminal up.
         })?;
-        Ok(ConsoleBridge { tty, output: Some(out_thread) })
+        Ok(ConsoleBridge {
+            tty,
+            output: Some(out_thread),
+        })
     }
 
     /// After the first process exited: forwards the output still queued, then stops.

@@ -179,7 +179,11 @@ fn tty_ioctl(t: &mut Task, tty: &Arc<Terminal>, master: bool, cmd: u32, arg: u64
             Ok(t.install_fd(file, flags & O_CLOEXEC != 0)? as u64)
         }
         io::TIOCGDEV => {
-            let dev = if master { makedev(5, 2) } else { makedev(PTS_MAJOR, tty.index as u64) };
+            let dev = if master {
+                makedev(5, 2)
+            } else {
+                makedev(PTS_MAJOR, tty.index as u64)
+            };
             t.write_obj(arg, &(dev as u32))?;
             Ok(0)
         }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use rvisor_syscalls::flags::signal::{SIGTTIN, SIGTTOU, SIG_IGN};
 use rvisor_syscalls::Errno;
 
+use super::current;
 use super::terminal::Terminal;
 use crate::kernel::signal::{action_of, send_to_group, SignalInfo};
-use super::current;
 use crate::kernel::thread_group::TgState;
 use crate::kernel::{Kernel, TaskHandle, ThreadGroup};
 
@@ -63,6 +63,11 @@ pub fn pgrp_orphaned(k: &Kernel, pgrp: i32) -> bool {
         if pgid != pgrp {
             continue;
         }
+        // The sandbox's init has a parent outside (the runtime that started it, as a
+        // container's init does), so its group is never orphaned.
+        if tg.tgid == 1 {
+            return false;
+        }
         if let Some(p) = parent {
             let pg = p.lock();
             if pg.pgid != pgrp && pg.sid == sid && matches!(pg.state, TgState::Running) {
@@ -94,7 +99,9 @@ fn background_caller(tty: &Terminal, h: &TaskHandle) -> Option<(i32, i32)> {
 /// SIGTTIN or is orphaned.
 pub fn check_read(tty: &Arc<Terminal>) -> Result<(), Errno> {
     let Some((k, h)) = current() else { return Ok(()) };
-    let Some((pgid, _)) = background_caller(tty, &h) else { return Ok(()) };
+    let Some((pgid, _)) = background_caller(tty, &h) else {
+        return Ok(());
+    };
     if ignored_or_blocked(&h, SIGTTIN) || pgrp_orphaned(&k, pgid) {
         return Err(Errno::EIO);
     }
@@ -107,7 +114,9 @@ pub fn check_read(tty: &Arc<Terminal>) -> Result<(), Errno> {
 /// is allowed); EIO if orphaned.
 pub fn check_change(tty: &Arc<Terminal>) -> Result<(), Errno> {
     let Some((k, h)) = current() else { return Ok(()) };
-    let Some((pgid, _)) = background_caller(tty, &h) else { return Ok(()) };
+    let Some((pgid, _)) = background_caller(tty, &h) else {
+        return Ok(());
+    };
     if ignored_or_blocked(&h, SIGTTOU) {
         return Ok(());
     }

@@ -54,7 +54,14 @@ pub struct InputEffects {
 
 impl Ldisc {
     pub fn new(termios: Termios) -> Ldisc {
-        Ldisc { termios, lines: VecDeque::new(), line: Vec::new(), raw: VecDeque::new(), lnext: false, out: VecDeque::new() }
+        Ldisc {
+            termios,
+            lines: VecDeque::new(),
+            line: Vec::new(),
+            raw: VecDeque::new(),
+            lnext: false,
+            out: VecDeque::new(),
+        }
     }
 
     fn lflag(&self, f: u32) -> bool {
@@ -261,7 +268,11 @@ impl Ldisc {
                     self.erase_one();
                 }
                 // A word of punctuation goes one character at a time, as in Linux.
-                if self.line.last().is_some_and(|c| !c.is_ascii_whitespace() && !c.is_ascii_alphanumeric() && *c != b'_') {
+                if self
+                    .line
+                    .last()
+                    .is_some_and(|c| !c.is_ascii_whitespace() && !c.is_ascii_alphanumeric() && *c != b'_')
+                {
                     self.erase_one();
                 }
             }
@@ -318,7 +329,10 @@ impl Ldisc {
             c = b'\r';
         }
         if self.lflag(ISIG) {
-            let sig = [(VINTR, SIGINT), (VQUIT, SIGQUIT), (VSUSP, SIGTSTP)].into_iter().find(|&(i, _)| self.is_cc(c, i)).map(|(_, s)| s);
+            let sig = [(VINTR, SIGINT), (VQUIT, SIGQUIT), (VSUSP, SIGTSTP)]
+                .into_iter()
+                .find(|&(i, _)| self.is_cc(c, i))
+                .map(|(_, s)| s);
             if let Some(sig) = sig {
                 if !self.lflag(NOFLSH) {
                     self.flush_input();

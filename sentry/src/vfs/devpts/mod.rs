@@ -44,7 +44,11 @@ pub struct DevPts {
 
 impl DevPts {
     pub fn new() -> Arc<DevPts> {
-        Arc::new(DevPts { ptys: Mutex::new(BTreeMap::new()), console: Mutex::new(None), created: now() })
+        Arc::new(DevPts {
+            ptys: Mutex::new(BTreeMap::new()),
+            console: Mutex::new(None),
+            created: now(),
+        })
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Weak<Terminal>>> {
@@ -92,7 +96,11 @@ impl DevPts {
     }
 
     fn live_indices(&self) -> Vec<u32> {
-        self.map().iter().filter(|(_, w)| w.upgrade().is_some_and(|t| t.master_open())).map(|(i, _)| *i).collect()
+        self.map()
+            .iter()
+            .filter(|(_, w)| w.upgrade().is_some_and(|t| t.master_open()))
+            .map(|(i, _)| *i)
+            .collect()
     }
 }
 
@@ -147,7 +155,13 @@ pub fn open_console(flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
 }
 
 fn statfs() -> Statfs {
-    Statfs { f_type: DEVPTS_SUPER_MAGIC, f_bsize: 4096, f_namelen: 255, f_frsize: 4096, ..Default::default() }
+    Statfs {
+        f_type: DEVPTS_SUPER_MAGIC,
+        f_bsize: 4096,
+        f_namelen: 255,
+        f_frsize: 4096,
+        ..Default::default()
+    }
 }
 
 /// /dev/pts.
@@ -186,7 +200,12 @@ impl Inode for PtsDir {
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         if name == b"ptmx" {
-            return Ok(Arc::new(PtmxNode { created: self.pts.created, dev: DEVPTS_DEV, ino: 2, mode: 0o000 }));
+            return Ok(Arc::new(PtmxNode {
+                created: self.pts.created,
+                dev: DEVPTS_DEV,
+                ino: 2,
+                mode: 0o000,
+            }));
         }
         let s = std::str::from_utf8(name).map_err(|_| Errno::ENOENT)?;
         if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -199,15 +218,38 @@ impl Inode for PtsDir {
 
     fn open(&self, _flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
         let mut entries = vec![
-            DirEntry { ino: 1, next_offset: 1, d_type: DT_DIR, name: b".".to_vec() },
-            DirEntry { ino: 1, next_offset: 2, d_type: DT_DIR, name: b"..".to_vec() },
-            DirEntry { ino: 2, next_offset: 3, d_type: DT_CHR, name: b"ptmx".to_vec() },
+            DirEntry {
+                ino: 1,
+                next_offset: 1,
+                d_type: DT_DIR,
+                name: b".".to_vec(),
+            },
+            DirEntry {
+                ino: 1,
+                next_offset: 2,
+                d_type: DT_DIR,
+                name: b"..".to_vec(),
+            },
+            DirEntry {
+                ino: 2,
+                next_offset: 3,
+                d_type: DT_CHR,
+                name: b"ptmx".to_vec(),
+            },
         ];
         for i in self.pts.live_indices() {
             let next = entries.len() as u64 + 1;
-            entries.push(DirEntry { ino: i as u64 + 3, next_offset: next, d_type: DT_CHR, name: i.to_string().into_bytes() });
+            entries.push(DirEntry {
+                ino: i as u64 + 3,
+                next_offset: next,
+                d_type: DT_CHR,
+                name: i.to_string().into_bytes(),
+            });
         }
-        Ok(Arc::new(PtsDirFile { stat: self.dir_stat(), entries }))
+        Ok(Arc::new(PtsDirFile {
+            stat: self.dir_stat(),
+            entries,
+        }))
     }
 
     fn statfs(&self) -> Result<Statfs, Errno> {

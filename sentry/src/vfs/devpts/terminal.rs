@@ -30,7 +30,9 @@ pub(super) fn makedev(major: u64, minor: u64) -> u64 {
 }
 
 pub(super) fn now() -> (i64, i64) {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
@@ -294,6 +296,12 @@ impl Terminal {
 
     /// The master's last file closed: the replica is hung up and the session's leader
     /// and foreground group get SIGHUP (and SIGCONT), as on Linux.
+    /// A hangup of the terminal's far side (the host terminal of `do --tty` went away):
+    /// what closing the master does.
+    pub fn hang_up(&self) {
+        self.master_closed();
+    }
+
     fn master_closed(&self) {
         let (sid, fg) = {
             let mut st = self.lock();
@@ -437,7 +445,11 @@ impl Terminal {
             return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM | POLLHUP;
         }
         let mut ev = 0;
-        let min = if st.ld.canonical() { 1 } else { (st.ld.termios.c_cc[VMIN] as usize).max(1) };
+        let min = if st.ld.canonical() {
+            1
+        } else {
+            (st.ld.termios.c_cc[VMIN] as usize).max(1)
+        };
         if st.ld.read_ready(min) {
             ev |= POLLIN | POLLRDNORM;
         }

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC;
 use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
-use rvisor_syscalls::flags::open::{O_ACCMODE, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
+use rvisor_syscalls::flags::open::O_TRUNC;
 use rvisor_syscalls::types::{Stat, Statfs, Timespec};
 use rvisor_syscalls::Errno;
 
@@ -423,20 +423,10 @@ impl Inode for TmpfsInode {
     }
 }
 
-/// Opens an end of a named pipe. O_RDWR opens both ends; O_WRONLY|O_NONBLOCK without a
-/// reader is ENXIO. Unlike Linux, a blocking open does not wait for the other end (the
-/// open has no task to block): it opens its end at once.
+/// Opens an end of a named pipe (see [`Pipe::open_fifo`]: a blocking open waits for the
+/// other end).
 pub(crate) fn open_fifo(pipe: &Arc<Pipe>, flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {
-    let (read, write) = match flags & O_ACCMODE {
-        O_RDONLY => (true, false),
-        O_WRONLY => (false, true),
-        O_RDWR => (true, true),
-        _ => return Err(Errno::EINVAL),
-    };
-    if write && !read && flags & O_NONBLOCK != 0 && !pipe.has_readers() {
-        return Err(Errno::ENXIO);
-    }
-    Ok(pipe.open_end(read, write))
+    Ok(pipe.open_fifo(flags)?)
 }
 
 #[cfg(test)]
