@@ -5,7 +5,7 @@
 //! the master and waits for the expected output.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -51,6 +51,8 @@ struct Session {
     child: std::process::Child,
     output: mpsc::Receiver<Vec<u8>>,
     seen: Vec<u8>,
+    /// The command line, for failure messages.
+    what: String,
 }
 
 impl Session {
@@ -111,29 +113,53 @@ impl Session {
             child,
             output: rx,
             seen: Vec::new(),
+            what: format!("{program} {}", args.join(" ")),
         }
     }
 
     /// Waits until the output since the last wait contains `what`; returns that output.
     #[track_caller]
     fn wait_for(&mut self, what: &str) -> String {
-        let deadline = Instant::now() + timeout();
+        match self.wait_within(what, timeout()) {
+            Some(text) => text,
+            None => panic!(
+                "`{}`: timed out waiting for {what:?}; the terminal showed:\n{}",
+                self.what,
+                String::from_utf8_lossy(&self.seen)
+            ),
+        }
+    }
+
+    /// Like [`Self::wait_for`], giving up (`None`) after `limit`.
+    fn wait_within(&mut self, what: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(i) = find(&self.seen, what.as_bytes()) {
                 let end = i + what.len();
                 let text = String::from_utf8_lossy(&self.seen[..end]).into_owned();
                 self.seen.drain(..end);
-                return text;
+                return Some(text);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.output.recv_timeout(left) {
                 Ok(chunk) => self.seen.extend(chunk),
-                Err(_) => panic!(
-                    "timed out waiting for {what:?}; the terminal showed:\n{}",
-                    String::from_utf8_lossy(&self.seen)
-                ),
+                Err(_) => return None,
             }
         }
+    }
+
+    /// Types `key` (^C, ^Z) until `what` shows up. A job that printed its first line may
+    /// still be in the window after fork where bash's own handlers are installed (natively
+    /// too), so a single ^C can be lost; a real user types it again.
+    #[track_caller]
+    fn signal_until(&mut self, key: &str, what: &str) -> String {
+        for _ in 0..10 {
+            self.type_keys(key);
+            if let Some(text) = self.wait_within(what, Duration::from_secs(3)) {
+                return text;
+            }
+        }
+        self.wait_for(what)
     }
 
     fn type_keys(&mut self, keys: &str) {
@@ -182,17 +208,15 @@ fn bash_session(sandboxed: bool) -> Vec<String> {
     // foreground (bash gives it the terminal before it runs), so ^C is not typed too early.
     s.type_keys("(echo started; exec sleep 100)\r");
     s.wait_for("started\r\n");
-    s.type_keys("\x03");
-    s.wait_for("PROMPT$ ");
+    s.signal_until("\x03", "PROMPT$ ");
     s.type_keys("echo status=$?\r");
     pieces.push(s.wait_for("PROMPT$ ").lines().filter(|l| l.starts_with("status=")).collect());
     // ^Z stops a job; fg resumes it in the foreground (its terminal reads work again: a
     // background cat would be stopped by SIGTTIN); ^C then ends it.
     s.type_keys("(echo started; exec cat)\r");
     s.wait_for("started\r\n");
-    s.type_keys("\x1a");
     pieces.push(
-        s.wait_for("PROMPT$ ")
+        s.signal_until("\x1a", "PROMPT$ ")
             .lines()
             .filter(|l| l.contains("Stopped"))
             .collect::<Vec<_>>()
@@ -202,8 +226,7 @@ fn bash_session(sandboxed: bool) -> Vec<String> {
     pieces.push(s.wait_for("exec cat )\r\n").lines().last().unwrap_or_default().to_string());
     s.type_keys("hello\r");
     s.wait_for("hello\r\nhello\r\n");
-    s.type_keys("\x03");
-    s.wait_for("PROMPT$ ");
+    s.signal_until("\x03", "PROMPT$ ");
     s.type_keys("echo status=$?\r");
     pieces.push(s.wait_for("PROMPT$ ").lines().filter(|l| l.starts_with("status=")).collect());
     let st = s.finish();
