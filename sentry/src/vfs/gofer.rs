@@ -41,6 +41,8 @@ pub struct GoferInode {
     shared_ro: Mutex<Option<Arc<HostRegularFile>>>,
     /// The page cache shared mappings of this file use, while any exists.
     page_cache: PageCache,
+    /// A symlink's target, kept once read when the tree is read-only.
+    link_target: std::sync::OnceLock<Vec<u8>>,
     /// The read-write host fd the gofer donated when it created this file, for the open
     /// that follows the creation (saves a round trip).
     created_fd: Mutex<Option<OwnedFd>>,
@@ -58,6 +60,7 @@ impl GoferInode {
             attr: Mutex::new(st),
             shared_ro: Default::default(),
             page_cache: PageCache { memory, slot: Default::default() },
+            link_target: Default::default(),
             created_fd: Mutex::new(None),
             file_type: st.st_mode & S_IFMT,
             read_only,
@@ -72,6 +75,7 @@ impl GoferInode {
             attr: Mutex::new(st),
             shared_ro: Default::default(),
             page_cache: PageCache { memory: self.page_cache.memory.clone(), slot: Default::default() },
+            link_target: Default::default(),
             created_fd: Mutex::new(created_fd),
             file_type: st.st_mode & S_IFMT,
             read_only: self.read_only,
@@ -118,6 +122,11 @@ impl Drop for GoferInode {
 
 impl Inode for GoferInode {
     fn stat(&self) -> Result<Stat, Errno> {
+        if self.read_only {
+            // Nothing in the sandbox can change a read-only tree: the attributes of the
+            // walk stay true (like the page cache, they do not follow host changes).
+            return self.cached_stat();
+        }
         let st = self.client.stat(self.fid).map_err(errno)?;
         *self.attr.lock().unwrap_or_else(|p| p.into_inner()) = st;
         Ok(st)
@@ -140,7 +149,14 @@ impl Inode for GoferInode {
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        self.client.readlink(self.fid).map_err(errno)
+        if let Some(t) = self.link_target.get() {
+            return Ok(t.clone());
+        }
+        let target = self.client.readlink(self.fid).map_err(errno)?;
+        if self.read_only {
+            let _ = self.link_target.set(target.clone());
+        }
+        Ok(target)
     }
 
     fn open(&self, flags: u32) -> Result<Arc<dyn FileImpl>, Errno> {

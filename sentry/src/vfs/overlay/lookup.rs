@@ -7,7 +7,7 @@ use rvisor_syscalls::flags::mode::S_IFDIR;
 use rvisor_syscalls::flags::open::O_RDONLY;
 use rvisor_syscalls::Errno;
 
-use super::{lock, Link, OverlayInode, Upper};
+use super::{lock, Link, OverlayInode, Upper, MAX_LOWER_MISSING};
 use crate::vfs::inode::{DirEntry, Inode};
 
 /// Bytes of records asked for per getdents while listing a whole layer directory.
@@ -141,9 +141,19 @@ impl OverlayInode {
         let Some(l) = &self.lower else {
             return Ok(None);
         };
+        if lock(&self.lower_missing).contains(name) {
+            return Ok(None);
+        }
         match l.lookup(name) {
             Ok(c) => Ok(Some(c)),
-            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(None),
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {
+                let mut missing = lock(&self.lower_missing);
+                if missing.len() >= MAX_LOWER_MISSING {
+                    missing.clear();
+                }
+                missing.insert(name.to_vec());
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }

@@ -221,7 +221,14 @@ pub struct OverlayInode {
     upper: OnceLock<Upper>,
     link: Mutex<Link>,
     children: Mutex<Children>,
+    /// Names the lower directory was found not to have. The lower layer never changes
+    /// under the sandbox, so creating, removing and missing names in a directory of the
+    /// root cost no gofer round trip after the first (bounded: cleared when it fills).
+    lower_missing: Mutex<HashSet<Vec<u8>>>,
 }
+
+/// Most names one directory remembers as missing from the lower layer.
+const MAX_LOWER_MISSING: usize = 4096;
 
 impl OverlayInode {
     fn new(
@@ -238,6 +245,7 @@ impl OverlayInode {
             upper: OnceLock::new(),
             link: Mutex::new(link),
             children: Mutex::new(Children::default()),
+            lower_missing: Mutex::new(HashSet::new()),
         })
     }
 
