@@ -11,8 +11,8 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 # gcc + libc6-dev build the static C test programs; busybox-static provides /bin/busybox
 # and /usr/share/doc/busybox-static, which the tests read; python3 and perl are real
 # dynamically linked programs the tests run; sqlite3, git, procps (ps) and bsdutils
-# (script) are what the filesystem and terminal tests run in the sandbox. (runsc is only for
-# the bench.)
+# (script) are what the filesystem and terminal tests run in the sandbox; containerd (with
+# ctr), runc and umoci drive and check the OCI runtime. (runsc is only for the bench.)
 missing=()
 command -v gcc >/dev/null || missing+=(gcc)
 installed libc6-dev || missing+=(libc6-dev)
@@ -23,6 +23,9 @@ command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v git >/dev/null || missing+=(git)
 command -v ps >/dev/null || missing+=(procps)
 command -v script >/dev/null || missing+=(bsdutils)
+command -v containerd >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
+command -v umoci >/dev/null || missing+=(umoci)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
