@@ -545,6 +545,14 @@ pub mod wait {
 
 /// mount(2) and umount2(2) flags.
 pub mod mount {
+    /// statfs `f_flags` bits for the per-mount flags (statvfs(3)'s ST_*).
+    pub const ST_RDONLY: i64 = 1;
+    pub const ST_NOSUID: i64 = 2;
+    pub const ST_NODEV: i64 = 4;
+    pub const ST_NOEXEC: i64 = 8;
+    pub const ST_NOATIME: i64 = 1024;
+    pub const ST_NODIRATIME: i64 = 2048;
+    pub const ST_RELATIME: i64 = 4096;
     pub const MS_RDONLY: u64 = 1;
     pub const MS_NOSUID: u64 = 2;
     pub const MS_NODEV: u64 = 4;
@@ -580,6 +588,7 @@ pub mod mount {
 /// Filesystem magic numbers of statfs(2).
 pub mod fsmagic {
     pub const TMPFS_MAGIC: i64 = 0x0102_1994;
+    pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     pub const SYSFS_MAGIC: i64 = 0x6265_6572;
     pub const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
@@ -654,4 +663,42 @@ pub mod xattr {
     pub const XATTR_LIST_MAX: usize = 65536;
     /// The namespace unprivileged programs may use on regular files and directories.
     pub const XATTR_USER_PREFIX: &[u8] = b"user.";
+}
+
+/// Capabilities (capabilities(7)): numbers, names, and the capget/capset ABI.
+pub mod capability {
+    pub const CAP_CHOWN: u32 = 0;
+    pub const CAP_DAC_OVERRIDE: u32 = 1;
+    pub const CAP_DAC_READ_SEARCH: u32 = 2;
+    pub const CAP_FOWNER: u32 = 3;
+    pub const CAP_FSETID: u32 = 4;
+    pub const CAP_KILL: u32 = 5;
+    pub const CAP_SETGID: u32 = 6;
+    pub const CAP_SETUID: u32 = 7;
+    pub const CAP_SETPCAP: u32 = 8;
+    pub const CAP_SYS_ADMIN: u32 = 21;
+    /// The highest capability number (CAP_CHECKPOINT_RESTORE).
+    pub const CAP_LAST_CAP: u32 = 40;
+    /// Names indexed by number.
+    pub const CAP_NAMES: [&str; 41] = [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ];
+    /// Every capability.
+    pub const CAP_FULL_SET: u64 = (1 << (CAP_LAST_CAP + 1)) - 1;
+    pub const LINUX_CAPABILITY_VERSION_1: u32 = 0x1998_0330;
+    pub const LINUX_CAPABILITY_VERSION_2: u32 = 0x2007_1026;
+    pub const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    pub const PR_CAPBSET_DROP: u32 = 24;
+    pub const PR_CAP_AMBIENT: u32 = 47;
+    pub const PR_CAP_AMBIENT_IS_SET: u64 = 1;
+    pub const PR_CAP_AMBIENT_RAISE: u64 = 2;
+    pub const PR_CAP_AMBIENT_LOWER: u64 = 3;
+    pub const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
 }

@@ -63,6 +63,11 @@ impl SharedMemory {
         self.lock().runs_in(0, len).map(|r| r.end - r.start).sum()
     }
 
+    /// Bytes of `[start, end)` realised so far.
+    pub fn realised_in(&self, start: u64, end: u64) -> u64 {
+        self.lock().runs_in(start, end).map(|r| r.end - r.start).sum()
+    }
+
     /// The memory file the object's pages live in.
     pub fn memory_file(&self) -> &Arc<MemoryFile> {
         &self.mf

@@ -6,7 +6,7 @@ use rvisor_syscalls::flags::at::*;
 use rvisor_syscalls::flags::fcntl::*;
 use rvisor_syscalls::flags::ioctl as io;
 use rvisor_syscalls::flags::limits::{IOV_MAX, MAX_RW_COUNT};
-use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFREG};
+use rvisor_syscalls::flags::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFREG};
 use rvisor_syscalls::flags::open::*;
 use rvisor_syscalls::flags::rlimit::RLIMIT_NOFILE;
 use rvisor_syscalls::types::{Iovec, LinuxDirent64Header, Stat, Statx, StatxTimestamp, DIRENT64_NAME_OFFSET};
@@ -98,7 +98,7 @@ fn sigpipe_on_epipe(t: &Task, r: SysResult) -> SysResult {
 
 /// Before a write of `count` bytes through `f`: a caller other than root clears the
 /// file's set-ID bits (a cheap check of the caller's id and the cached mode otherwise).
-fn remove_privs_before_write(t: &Task, f: &FileDescription, count: u64) -> Result<(), Errno> {
+pub(super) fn remove_privs_before_write(t: &Task, f: &FileDescription, count: u64) -> Result<(), Errno> {
     if t.creds.fsuid == 0 || count == 0 || !f.writable() {
         return Ok(());
     }
@@ -279,7 +279,11 @@ pub(super) fn open_dentry(t: &mut Task, dentry: Arc<Dentry>, flags: u32, created
 fn check_open_permission(t: &Task, d: &Dentry, flags: u32) -> Result<(), Errno> {
     let want_write = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0;
     let want_read = flags & O_ACCMODE != O_WRONLY;
-    if want_write && d.inode().read_only() && matches!(d.inode().file_type(), S_IFREG | S_IFDIR) {
+    let ftype = d.inode().file_type();
+    if matches!(ftype, S_IFCHR | S_IFBLK) && d.mount_flags() & rvisor_syscalls::flags::mount::MS_NODEV != 0 {
+        return Err(Errno::EACCES);
+    }
+    if want_write && d.read_only() && matches!(ftype, S_IFREG | S_IFDIR) {
         return Err(Errno::EROFS);
     }
     let st = d.inode().cached_stat()?;
@@ -543,16 +547,41 @@ pub fn statx(t: &mut Task, a: &Args) -> SysResult {
 
 pub fn statfs(t: &mut Task, a: &Args) -> SysResult {
     let path = t.copy_in_path(a[0])?;
-    let sfs = t.lookup_at(AT_FDCWD, &path, true)?.inode().statfs()?;
+    let d = t.lookup_at(AT_FDCWD, &path, true)?;
+    let sfs = statfs_of(&d)?;
     t.write_obj(a[1], &sfs)?;
     Ok(0)
 }
 
 pub fn fstatfs(t: &mut Task, a: &Args) -> SysResult {
     let f = t.file(fd_arg(a[0]))?;
-    let sfs = f.dentry().ok_or(Errno::EINVAL)?.inode().statfs()?;
+    let sfs = statfs_of(f.dentry().ok_or(Errno::EINVAL)?)?;
     t.write_obj(a[1], &sfs)?;
     Ok(0)
+}
+
+/// The filesystem's statfs with the per-mount flags of `d`'s mount added to `f_flags`
+/// (ST_RDONLY, ST_NOSUID, ST_NODEV, ST_NOEXEC, ST_NOATIME, ST_NODIRATIME, ST_RELATIME).
+fn statfs_of(d: &Dentry) -> Result<rvisor_syscalls::types::Statfs, Errno> {
+    use rvisor_syscalls::flags::mount::*;
+    let mut sfs = d.inode().statfs()?;
+    let m = d.mount_flags();
+    let mut st = 0;
+    for (ms, st_bit) in [
+        (MS_RDONLY, ST_RDONLY),
+        (MS_NOSUID, ST_NOSUID),
+        (MS_NODEV, ST_NODEV),
+        (MS_NOEXEC, ST_NOEXEC),
+        (MS_NOATIME, ST_NOATIME),
+        (MS_NODIRATIME, ST_NODIRATIME),
+        (MS_RELATIME, ST_RELATIME),
+    ] {
+        if m & ms != 0 {
+            st |= st_bit;
+        }
+    }
+    sfs.f_flags |= st;
+    Ok(sfs)
 }
 
 fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: u32) -> SysResult {
@@ -580,7 +609,7 @@ fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: u32) ->
     } else {
         t.lookup_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
     };
-    if mode & W_OK != 0 && d.inode().read_only() && !d.inode().is_symlink() {
+    if mode & W_OK != 0 && d.read_only() && !d.inode().is_symlink() {
         return Err(Errno::EROFS);
     }
     if mode & X_OK != 0 && d.inode().file_type() == S_IFREG && crate::vfs::permission::on_noexec_mount(&t.kernel.vfs, &d) {

@@ -133,7 +133,7 @@ fn check_create<'a>(t: &Task, p: &'a Parent, want_dir: bool) -> Result<&'a [u8],
     if p.trailing_slash && !want_dir {
         return Err(Errno::ENOENT);
     }
-    if p.dir.inode().read_only() {
+    if p.dir.read_only() {
         return Err(Errno::EROFS);
     }
     may_create(t, &p.dir)?;
@@ -202,8 +202,10 @@ fn same_file(a: &Dentry, b: &Dentry) -> Result<bool, Errno> {
     Ok(sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)
 }
 
+/// Whether `a` and `b` are on the same mount (links and renames across mounts, even two
+/// mounts of one filesystem, are EXDEV).
 fn same_mount(a: &Dentry, b: &Dentry) -> Result<bool, Errno> {
-    Ok(a.inode().cached_stat()?.st_dev == b.inode().cached_stat()?.st_dev)
+    Ok(a.same_mount_as(b) && a.inode().cached_stat()?.st_dev == b.inode().cached_stat()?.st_dev)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ pub(super) fn open_create(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mod
             }
             return open_dentry(t, d, flags, false);
         }
-        if p.dir.inode().read_only() {
+        if p.dir.read_only() {
             return Err(Errno::EROFS);
         }
         may_create(t, &p.dir)?;
@@ -365,7 +367,7 @@ fn do_linkat(t: &mut Task, olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr
     if p.trailing_slash {
         return Err(Errno::ENOENT);
     }
-    if p.dir.inode().read_only() {
+    if p.dir.read_only() {
         return Err(Errno::EROFS);
     }
     if !same_mount(&src, &p.dir)? {
@@ -403,7 +405,7 @@ fn do_unlink(t: &mut Task, dirfd: i32, path_addr: u64) -> SysResult {
     let path = t.copy_in_path(path_addr)?;
     let p = parent_of(t, dirfd, &path)?;
     let name = p.name(Errno::EISDIR)?;
-    if p.dir.inode().read_only() {
+    if p.dir.read_only() {
         return Err(Errno::EROFS);
     }
     let victim = p.dir.child(name)?;
@@ -426,7 +428,7 @@ fn do_rmdir(t: &mut Task, dirfd: i32, path_addr: u64) -> SysResult {
         Last::DotDot => return Err(Errno::ENOTEMPTY),
         Last::Root => return Err(Errno::EBUSY),
     };
-    if p.dir.inode().read_only() {
+    if p.dir.read_only() {
         return Err(Errno::EROFS);
     }
     let victim = p.dir.child(name)?;
@@ -473,7 +475,7 @@ fn do_renameat2(t: &mut Task, olddirfd: i32, old_addr: u64, newdirfd: i32, new_a
     }
     let old_name = op.name(Errno::EBUSY)?;
     let new_name = np.name(if flags & RENAME_NOREPLACE != 0 { Errno::EEXIST } else { Errno::EBUSY })?;
-    if op.dir.inode().read_only() {
+    if op.dir.read_only() {
         return Err(Errno::EROFS);
     }
     if flags & RENAME_WHITEOUT != 0 {
@@ -557,7 +559,7 @@ pub fn truncate(t: &mut Task, a: &Args) -> SysResult {
     if inode.file_type() != S_IFREG {
         return Err(Errno::EINVAL);
     }
-    if inode.read_only() {
+    if d.read_only() {
         return Err(Errno::EROFS);
     }
     may_access(t, &stat_of(&d)?, false, true, false, false)?;
@@ -638,7 +640,7 @@ fn fd_target(t: &Task, fd: i32) -> Result<Option<Arc<Dentry>>, Errno> {
 }
 
 fn chmod_dentry(t: &Task, d: &Dentry, mode: u32) -> SysResult {
-    if d.inode().read_only() {
+    if d.read_only() {
         return Err(Errno::EROFS);
     }
     let st = stat_of(d)?;
@@ -685,7 +687,7 @@ pub fn fchmodat2(t: &mut Task, a: &Args) -> SysResult {
 }
 
 fn chown_dentry(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
-    if d.inode().read_only() {
+    if d.read_only() {
         return Err(Errno::EROFS);
     }
     let st = stat_of(d)?;
@@ -781,7 +783,7 @@ impl Times {
 }
 
 fn set_times(t: &Task, d: &Dentry, times: &Times) -> SysResult {
-    if d.inode().read_only() {
+    if d.read_only() {
         return Err(Errno::EROFS);
     }
     let st = stat_of(d)?;

@@ -35,8 +35,10 @@ struct TmpfsOptions {
     mode: u32,
     uid: u32,
     gid: u32,
-    /// `size=` in bytes, as given (shown in mountinfo; not enforced yet).
+    /// `size=` in bytes (0: unlimited).
     size: Option<u64>,
+    /// `nr_inodes=` (0: unlimited).
+    nr_inodes: Option<u64>,
 }
 
 /// Parses "size=10m,mode=755,uid=0,gid=0" (EINVAL for a malformed or unknown option).
@@ -46,6 +48,7 @@ fn parse_tmpfs_options(data: &[u8]) -> Result<TmpfsOptions, Errno> {
         uid: 0,
         gid: 0,
         size: None,
+        nr_inodes: None,
     };
     let s = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
     for opt in s.split(',').filter(|x| !x.is_empty()) {
@@ -55,7 +58,9 @@ fn parse_tmpfs_options(data: &[u8]) -> Result<TmpfsOptions, Errno> {
             "uid" => o.uid = val.parse().map_err(|_| Errno::EINVAL)?,
             "gid" => o.gid = val.parse().map_err(|_| Errno::EINVAL)?,
             "size" => o.size = Some(parse_size(val)?),
-            "nr_inodes" | "nr_blocks" | "inode64" | "inode32" | "huge" | "mpol" | "noswap" => {}
+            "nr_blocks" => o.size = Some(parse_size(val)?.checked_mul(4096).ok_or(Errno::EINVAL)?),
+            "nr_inodes" => o.nr_inodes = Some(parse_size(val)?),
+            "inode64" | "inode32" | "huge" | "mpol" | "noswap" => {}
             // Per-mount flags spelled as options by some callers.
             "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime" | "noatime" | "strictatime" => {}
             _ => return Err(Errno::EINVAL),
@@ -85,10 +90,19 @@ fn parse_size(v: &str) -> Result<u64, Errno> {
 }
 
 impl TmpfsOptions {
+    /// `size=` and `nr_inodes=` as the filesystem's limits (`None`: not given, 0:
+    /// unlimited).
+    fn limits(&self) -> (Option<u64>, Option<u64>) {
+        (self.size, self.nr_inodes)
+    }
+
     fn render(&self) -> String {
         let mut parts = Vec::new();
         if let Some(size) = self.size {
             parts.push(format!("size={}k", size.div_ceil(1024)));
+        }
+        if let Some(n) = self.nr_inodes {
+            parts.push(format!("nr_inodes={n}"));
         }
         if self.mode != 0o1777 {
             parts.push(format!("mode={:o}", self.mode));
@@ -119,7 +133,12 @@ pub fn mount(t: &mut Task, a: &Args) -> SysResult {
         let data = copy_in_opt_string(t, a[4], DATA_MAX)?;
         let m = mounts.mount_of_root(&target).ok_or(Errno::EINVAL)?;
         let opts = match (flags & MS_BIND, m.spec().fs_type.as_str(), data) {
-            (0, "tmpfs", Some(d)) => Some(parse_tmpfs_options(&d)?.render()),
+            (0, "tmpfs", Some(d)) => {
+                let o = parse_tmpfs_options(&d)?;
+                let (size, inodes) = o.limits();
+                Tmpfs::set_limits(m.root.inode(), size, inodes)?;
+                Some(o.render())
+            }
             _ => None,
         };
         mounts.remount(&target, flags & MOUNT_FLAGS, opts)?;
@@ -155,6 +174,9 @@ pub fn mount(t: &mut Task, a: &Args) -> SysResult {
         b"tmpfs" => {
             let o = parse_tmpfs_options(&data)?;
             let root = Tmpfs::new_root(t.kernel.memory.clone(), o.mode, o.uid, o.gid);
+            let (size, inodes) = o.limits();
+            let as_inode: Arc<dyn Inode> = root.clone();
+            Tmpfs::set_limits(&as_inode, size, inodes)?;
             (root, MountSpec::new("tmpfs", &source, flags & MOUNT_FLAGS).options(&o.render()))
         }
         b"proc" => (
@@ -289,7 +311,8 @@ mod tests {
                 mode: 0o755,
                 uid: 0,
                 gid: 0,
-                size: Some(1 << 20)
+                size: Some(1 << 20),
+                nr_inodes: None,
             }
         );
         assert_eq!(o.render(), "size=1024k,mode=755");

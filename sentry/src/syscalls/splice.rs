@@ -211,6 +211,7 @@ pub fn sendfile(t: &mut Task, a: &Args) -> SysResult {
     }
     let mut src = Source::new(&inp, off)?;
     let mut dst = Sink::new(&out, None)?;
+    super::fs::remove_privs_before_write(t, &out, a[3])?;
     let nonblock = out.flags() & O_NONBLOCK != 0;
     let r = transfer(&mut src, &mut dst, a[3] as usize, nonblock, false);
     if off.is_some() {
@@ -250,6 +251,7 @@ pub fn splice(t: &mut Task, a: &Args) -> SysResult {
     let nonblock = flags & SPLICE_F_NONBLOCK != 0 || (inp.flags() | out.flags()) & O_NONBLOCK != 0;
     let mut src = Source::new(&inp, off_in)?;
     let mut dst = Sink::new(&out, off_out)?;
+    super::fs::remove_privs_before_write(t, &out, len as u64)?;
     let r = transfer(&mut src, &mut dst, len, nonblock, true);
     if off_in.is_some() {
         write_offset(t, a[1], final_pos(&src))?;
@@ -334,6 +336,7 @@ pub fn copy_file_range(t: &mut Task, a: &Args) -> SysResult {
     }
     let mut src = Source::File { f: &inp, pos: pos_in, own_pos: off_in.is_none() };
     let mut dst = Sink::At { f: &out, pos: pos_out };
+    super::fs::remove_privs_before_write(t, &out, len as u64)?;
     let n = transfer(&mut src, &mut dst, len, false, false)?;
     if off_in.is_some() {
         write_offset(t, a[1], pos_in + n as u64)?;

@@ -31,7 +31,12 @@ enum Target {
 
 /// The inode the call's first argument names.
 fn target_inode(t: &Task, target: Target, arg: u64) -> Result<Arc<dyn Inode>, Errno> {
-    let dentry = match target {
+    Ok(target_dentry(t, target, arg)?.inode().clone())
+}
+
+/// The file the call's first argument names.
+fn target_dentry(t: &Task, target: Target, arg: u64) -> Result<Arc<crate::vfs::Dentry>, Errno> {
+    Ok(match target {
         Target::Path { follow } => {
             let path = t.copy_in_path(arg)?;
             t.lookup_at(AT_FDCWD, &path, follow)?
@@ -43,8 +48,7 @@ fn target_inode(t: &Task, target: Target, arg: u64) -> Result<Arc<dyn Inode>, Er
             }
             f.dentry().cloned().ok_or(Errno::EOPNOTSUPP)?
         }
-    };
-    Ok(dentry.inode().clone())
+    })
 }
 
 /// Copies in an attribute name: 1..=255 bytes (ERANGE otherwise) in a namespace Linux
@@ -121,10 +125,11 @@ fn do_setxattr(t: &mut Task, target: Target, a: &Args) -> SysResult {
     }
     let mut value = vec![0u8; size as usize];
     t.mm.copy_in(a[2], &mut value)?;
-    let inode = target_inode(t, target, a[0])?;
-    if inode.read_only() {
+    let dentry = target_dentry(t, target, a[0])?;
+    if dentry.read_only() {
         return Err(Errno::EROFS);
     }
+    let inode = dentry.inode();
     may_use(t, &inode, &name, true)?;
     inode.setxattr(&name, &value, flags)?;
     Ok(0)
@@ -149,10 +154,11 @@ fn do_listxattr(t: &mut Task, target: Target, a: &Args) -> SysResult {
 
 fn do_removexattr(t: &mut Task, target: Target, a: &Args) -> SysResult {
     let name = copy_in_name(t, a[1])?;
-    let inode = target_inode(t, target, a[0])?;
-    if inode.read_only() {
+    let dentry = target_dentry(t, target, a[0])?;
+    if dentry.read_only() {
         return Err(Errno::EROFS);
     }
+    let inode = dentry.inode();
     may_use(t, &inode, &name, true)?;
     inode.removexattr(&name)?;
     Ok(0)

@@ -7,7 +7,10 @@
 //! raced with a change does not cache what it found before the change.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use rvisor_syscalls::flags::mount::MS_RDONLY;
 
 use rvisor_syscalls::Errno;
 
@@ -20,6 +23,10 @@ pub struct Dentry {
     inode: Arc<dyn Inode>,
     /// Whether this is the root of a filesystem mounted on a name of its parent.
     mount_root: bool,
+    /// The per-mount flags (`MS_RDONLY`, `MS_NODEV`, ...) of the mount this dentry is on:
+    /// one cell per mount, created with the mount's root and shared by every dentry below
+    /// it, so checking a mount flag costs one load, not a walk up the tree.
+    mnt_flags: Arc<AtomicU64>,
     children: Mutex<Children>,
 }
 
@@ -45,18 +52,41 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Dentry {
-    fn new(name: &[u8], parent: Option<Weak<Dentry>>, inode: Arc<dyn Inode>, mount_root: bool) -> Arc<Dentry> {
+    fn new(name: &[u8], parent: Option<Weak<Dentry>>, inode: Arc<dyn Inode>, mount_root: bool, mnt_flags: Arc<AtomicU64>) -> Arc<Dentry> {
         Arc::new(Dentry {
             link: Mutex::new(Link { name: name.to_vec(), parent }),
             inode,
             mount_root,
+            mnt_flags,
             children: Mutex::new(Children::default()),
         })
     }
 
     /// A new root dentry.
     pub fn new_root(inode: Arc<dyn Inode>) -> Arc<Dentry> {
-        Dentry::new(b"/", None, inode, false)
+        Dentry::new(b"/", None, inode, false, Arc::default())
+    }
+
+    /// The per-mount flags of the mount this dentry is on (0 outside the mount table).
+    pub fn mount_flags(&self) -> u64 {
+        self.mnt_flags.load(Ordering::Relaxed)
+    }
+
+    /// Sets the per-mount flags of the mount whose root this dentry is (the mount table
+    /// calls this when it mounts or remounts).
+    pub fn set_mount_flags(&self, flags: u64) {
+        self.mnt_flags.store(flags, Ordering::Relaxed);
+    }
+
+    /// Whether `self` and `other` are on the same mount.
+    pub fn same_mount_as(&self, other: &Dentry) -> bool {
+        Arc::ptr_eq(&self.mnt_flags, &other.mnt_flags)
+    }
+
+    /// Whether changing this file is refused with EROFS: its filesystem is read-only or
+    /// it is on a read-only mount (Linux's `mnt_want_write`).
+    pub fn read_only(&self) -> bool {
+        self.mount_flags() & MS_RDONLY != 0 || self.inode.read_only()
     }
 
     pub fn inode(&self) -> &Arc<dyn Inode> {
@@ -88,7 +118,7 @@ impl Dentry {
             c.generation
         };
         let inode = self.inode.lookup(name)?;
-        let d = Dentry::new(name, Some(Arc::downgrade(self)), inode, false);
+        let d = Dentry::new(name, Some(Arc::downgrade(self)), inode, false, self.mnt_flags.clone());
         // Parents hold their children strongly (the cache); children point back weakly.
         let mut c = lock(&self.children);
         if let Some(existing) = c.map.get(name) {
@@ -107,7 +137,7 @@ impl Dentry {
 
     /// Caches `inode`, just created as `name` in this directory, and returns its dentry.
     pub fn instantiate(self: &Arc<Self>, name: &[u8], inode: Arc<dyn Inode>) -> Arc<Dentry> {
-        let d = Dentry::new(name, Some(Arc::downgrade(self)), inode, false);
+        let d = Dentry::new(name, Some(Arc::downgrade(self)), inode, false, self.mnt_flags.clone());
         let mut c = lock(&self.children);
         c.generation += 1;
         c.map.insert(name.to_vec(), d.clone());
@@ -153,7 +183,7 @@ impl Dentry {
     /// parent's filesystem has there. The mount root's parent is this dentry, so `..` and
     /// path names work across the mount.
     pub fn mount_child(self: &Arc<Self>, name: &[u8], inode: Arc<dyn Inode>) -> Arc<Dentry> {
-        let d = Dentry::new(name, Some(Arc::downgrade(self)), inode, true);
+        let d = Dentry::new(name, Some(Arc::downgrade(self)), inode, true, Arc::default());
         let mut c = lock(&self.children);
         c.generation += 1;
         c.map.insert(name.to_vec(), d.clone());

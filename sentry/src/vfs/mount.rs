@@ -85,6 +85,7 @@ const MOUNT_FLAGS: u64 = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATI
 impl MountTable {
     /// A table whose first mount, `/`, is `root` described by `spec`.
     pub fn new(root: Arc<Dentry>, spec: MountSpec) -> MountTable {
+        root.set_mount_flags(spec.flags & MOUNT_FLAGS);
         let first = Arc::new(Mount {
             id: 1,
             root,
@@ -109,6 +110,7 @@ impl MountTable {
     /// Redescribes the root mount (the root filesystem's assembly decides its type).
     pub fn set_root_spec(&self, spec: MountSpec) {
         if let Some(m) = self.lock().first() {
+            m.root.set_mount_flags(spec.flags & MOUNT_FLAGS);
             *m.spec.lock().unwrap_or_else(|p| p.into_inner()) = spec;
         }
     }
@@ -144,6 +146,7 @@ impl MountTable {
         let mut mounts = self.lock();
         let covered = parent.cached_child(name).filter(|d| d.is_mount_root());
         let root = parent.mount_child(name, inode);
+        root.set_mount_flags(spec.flags & MOUNT_FLAGS);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         mounts.push(Arc::new(Mount {
             id,
@@ -166,6 +169,7 @@ impl MountTable {
         let m = self.mount_of_root(target).ok_or(Errno::EINVAL)?;
         let mut spec = m.spec.lock().unwrap_or_else(|p| p.into_inner());
         spec.flags = flags & MOUNT_FLAGS;
+        m.root.set_mount_flags(spec.flags);
         if let Some(o) = fs_options {
             spec.fs_options = o;
         }

@@ -72,6 +72,7 @@ impl TmpfsInode {
         if d.entries.contains_key(name) {
             return Err(Errno::EEXIST);
         }
+        self.fs.acct.may_add_inode(self.fs.inodes.load(std::sync::atomic::Ordering::Relaxed))?;
         let is_dir = mode & S_IFMT == S_IFDIR;
         let parent = if is_dir { self.me.clone() } else { Weak::new() };
         let node = self.fs.new_inode(mode, uid, gid, parent, target.unwrap_or_default());

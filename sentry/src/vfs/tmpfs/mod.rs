@@ -13,6 +13,7 @@
 //!   (`meta`) and a directory's parent pointer, which are leaves.
 
 mod dir;
+mod limits;
 mod regular;
 mod xattr;
 
@@ -30,7 +31,7 @@ use rvisor_syscalls::Errno;
 use super::file::FileImpl;
 use super::inode::{Inode, SetAttr, TimeSet};
 use super::pipe::Pipe;
-use crate::mm::{MemoryFile, SharedMemory, DEFAULT_WINDOW};
+use crate::mm::{MemoryFile, SharedMemory};
 use dir::{DirData, TmpfsDirFile};
 use regular::{RegularData, TmpfsFile};
 
@@ -65,6 +66,8 @@ pub struct Tmpfs {
     inodes: AtomicU64,
     /// Serialises namespace changes (see the module docs).
     ns: Mutex<()>,
+    /// Pages and inodes used and allowed (`size=`, `nr_inodes=`).
+    acct: Arc<limits::Accounting>,
 }
 
 impl Tmpfs {
@@ -78,8 +81,17 @@ impl Tmpfs {
             next_ino: AtomicU64::new(1),
             inodes: AtomicU64::new(0),
             ns: Mutex::new(()),
+            acct: Arc::default(),
         });
         fs.new_inode(S_IFDIR | (mode & 0o7777), uid, gid, Weak::new(), b"")
+    }
+
+    /// Sets the `size=` (bytes) and `nr_inodes=` limits of the filesystem whose root is
+    /// `root` (`None`: unchanged, 0: unlimited); EINVAL if more is in use than the new limits allow, or
+    /// if `root` is not a tmpfs inode.
+    pub fn set_limits(root: &Arc<dyn Inode>, max_bytes: Option<u64>, max_inodes: Option<u64>) -> Result<(), Errno> {
+        let node = root.as_any().and_then(|a| a.downcast_ref::<TmpfsInode>()).ok_or(Errno::EINVAL)?;
+        node.fs.acct.set_limits(max_bytes, max_inodes, node.fs.inodes.load(Ordering::Relaxed))
     }
 
     fn ns(&self) -> MutexGuard<'_, ()> {
@@ -94,7 +106,7 @@ impl Tmpfs {
         let t = now();
         let (kind, nlink) = match ftype {
             S_IFDIR => (Kind::Dir(Mutex::new(DirData::default())), 2),
-            S_IFREG => (Kind::Regular(RwLock::new(RegularData::new(SharedMemory::new(self.mf.clone(), 0)))), 1),
+            S_IFREG => (Kind::Regular(RwLock::new(RegularData::new(SharedMemory::new(self.mf.clone(), 0), self.acct.clone()))), 1),
             S_IFLNK => (Kind::Symlink(target.to_vec()), 1),
             S_IFIFO => (Kind::Fifo(Pipe::new(uid, gid)), 1),
             _ => (Kind::Socket, 1),
@@ -294,17 +306,17 @@ impl Inode for TmpfsInode {
     }
 
     fn statfs(&self) -> Result<Statfs, Errno> {
-        let total = DEFAULT_WINDOW / 4096;
-        let free = total.saturating_sub(self.fs.mf.allocated() / 4096);
+        let (total, free) = self.fs.acct.blocks();
         let files = self.fs.inodes.load(Ordering::Relaxed);
+        let (f_files, f_ffree) = self.fs.acct.inodes(files).unwrap_or((MAX_INODES.max(files), MAX_INODES.saturating_sub(files)));
         Ok(Statfs {
             f_type: TMPFS_MAGIC,
             f_bsize: 4096,
             f_blocks: total,
             f_bfree: free,
             f_bavail: free,
-            f_files: MAX_INODES.max(files),
-            f_ffree: MAX_INODES.saturating_sub(files),
+            f_files,
+            f_ffree,
             f_namelen: 255,
             f_frsize: 4096,
             f_flags: ST_VALID,

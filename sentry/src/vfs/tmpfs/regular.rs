@@ -7,8 +7,9 @@ use rvisor_syscalls::flags::open::{O_APPEND, O_NOATIME};
 use rvisor_syscalls::types::Stat;
 use rvisor_syscalls::Errno;
 
+use super::limits::Accounting;
 use super::{TmpfsInode, MAX_FILE_SIZE};
-use crate::mm::{page_up, MmError, SharedMemory};
+use crate::mm::{page_down, page_up, MmError, SharedMemory, PAGE_SIZE};
 use crate::vfs::file::FileImpl;
 use crate::vfs::inode::falloc_flags::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
 use crate::vfs::inode::Inode;
@@ -29,11 +30,85 @@ pub(super) struct RegularData {
     /// memfd seals (`F_SEAL_*`): a file not made by memfd_create(MFD_ALLOW_SEALING) is
     /// born with F_SEAL_SEAL, so none can be added.
     seals: u32,
+    /// The filesystem's space accounting, and the pages this file has been charged for.
+    acct: Arc<Accounting>,
+    charged: u64,
+}
+
+impl Drop for RegularData {
+    fn drop(&mut self) {
+        self.acct.uncharge(self.charged);
+    }
+}
+
+/// Pages of `[start, end)` reserved before an operation that may realise them, settled
+/// afterwards with [`RegularData::settle`].
+struct Reservation {
+    start: u64,
+    end: u64,
+    /// Pages already realised in the range before the operation.
+    had: u64,
+    /// Pages charged to the filesystem for it.
+    charged: u64,
 }
 
 impl RegularData {
-    pub(super) fn new(obj: Arc<SharedMemory>) -> RegularData {
-        RegularData { size: 0, obj, seals: F_SEAL_SEAL }
+    pub(super) fn new(obj: Arc<SharedMemory>, acct: Arc<Accounting>) -> RegularData {
+        RegularData { size: 0, obj, seals: F_SEAL_SEAL, acct, charged: 0 }
+    }
+
+    /// Reserves the pages that writing `[off, off + len)` may realise. With `partial`,
+    /// a range that does not fit is cut at the first page that does not (ENOSPC if none
+    /// does); returns the reservation and how many bytes of the range it covers.
+    fn reserve(&self, off: u64, len: u64, partial: bool) -> Result<(Reservation, u64), Errno> {
+        let start = page_down(off);
+        let end = page_up(off.saturating_add(len)).unwrap_or(u64::MAX & !(PAGE_SIZE - 1));
+        let had = self.obj.realised_in(start, end) / PAGE_SIZE;
+        let need = ((end - start) / PAGE_SIZE).saturating_sub(had);
+        if self.acct.charge(need).is_ok() {
+            return Ok((Reservation { start, end, had, charged: need }, len));
+        }
+        if !partial {
+            return Err(Errno::ENOSPC);
+        }
+        // Cut the range at the first new page past what is left.
+        let avail = self.acct.available();
+        let (mut cur, mut new) = (start, 0u64);
+        while cur < end {
+            if self.obj.realised_in(cur, cur + PAGE_SIZE) == 0 {
+                if new == avail {
+                    break;
+                }
+                new += 1;
+            }
+            cur += PAGE_SIZE;
+        }
+        if cur <= off {
+            return Err(Errno::ENOSPC);
+        }
+        self.acct.charge(new)?;
+        let had = self.obj.realised_in(start, cur) / PAGE_SIZE;
+        Ok((Reservation { start, end: cur, had, charged: new }, (cur - off).min(len)))
+    }
+
+    /// Keeps the charge for the pages the operation realised and gives back the rest.
+    fn settle(&mut self, r: Reservation) {
+        let now = self.obj.realised_in(r.start, r.end) / PAGE_SIZE;
+        let used = now.saturating_sub(r.had).min(r.charged);
+        self.acct.uncharge(r.charged - used);
+        self.charged += used;
+    }
+
+    /// Gives back the charge for pages freed at or beyond `from` by `op`.
+    fn release_beyond(&mut self, from: u64, op: impl FnOnce(&mut Self) -> Result<(), Errno>) -> Result<(), Errno> {
+        let from = page_up(from).unwrap_or(u64::MAX & !(PAGE_SIZE - 1));
+        let before = self.obj.realised_in(from, u64::MAX) / PAGE_SIZE;
+        let r = op(self);
+        let after = self.obj.realised_in(from, u64::MAX) / PAGE_SIZE;
+        let freed = before.saturating_sub(after).min(self.charged);
+        self.acct.uncharge(freed);
+        self.charged -= freed;
+        r
     }
 
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
@@ -80,17 +155,24 @@ impl RegularData {
         if off >= MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        let n = (buf.len() as u64).min(MAX_FILE_SIZE - off) as usize;
+        let n = (buf.len() as u64).min(MAX_FILE_SIZE - off);
+        let (res, n) = self.reserve(off, n, true)?;
+        let n = n as usize;
         let end = off + n as u64;
         let old = self.size;
         if end > old {
-            self.resize(end)?;
+            if let Err(e) = self.resize(end) {
+                self.settle(res);
+                return Err(e);
+            }
         }
         if let Err(e) = self.obj.write(off, &buf[..n]) {
             // Out of memory: the file keeps its old size.
             let _ = self.resize(old);
+            self.settle(res);
             return Err(errno(e));
         }
+        self.settle(res);
         Ok(n)
     }
 
@@ -98,6 +180,9 @@ impl RegularData {
     pub(super) fn truncate(&mut self, size: u64) -> Result<(), Errno> {
         if (size < self.size && self.seals & F_SEAL_SHRINK != 0) || (size > self.size && self.seals & F_SEAL_GROW != 0) {
             return Err(Errno::EPERM);
+        }
+        if size < self.size {
+            return self.release_beyond(size, |d| d.resize(size));
         }
         self.resize(size)
     }
@@ -117,15 +202,22 @@ impl RegularData {
             0 | FALLOC_FL_KEEP_SIZE => {
                 let grows = mode == 0 && end > self.size;
                 let old = self.size;
+                let alloc_end = if grows { end } else { end.min(self.size) };
+                let (res, _) = self.reserve(off, alloc_end.saturating_sub(off), false)?;
                 if grows {
-                    self.resize(end)?;
+                    if let Err(e) = self.resize(end) {
+                        self.settle(res);
+                        return Err(e);
+                    }
                 }
                 if let Err(e) = self.obj.allocate(off, end.min(self.size)) {
                     if grows {
                         let _ = self.resize(old);
                     }
+                    self.settle(res);
                     return Err(errno(e));
                 }
+                self.settle(res);
                 Ok(grows)
             }
             m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
