@@ -33,3 +33,19 @@ pub fn init(g: &GlobalFlags, role: &str) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Appends a failed command's error to `--log` (JSON with `--log-format json`), where
+/// containerd's runc shim looks for the reason a runtime command failed.
+pub fn log_error(g: &GlobalFlags, msg: &str) {
+    let Some(path) = &g.log else { return };
+    let time = crate::container::util::rfc3339(std::time::SystemTime::now());
+    let line = if g.log_format == "json" {
+        serde_json::json!({ "level": "error", "msg": msg, "time": time }).to_string()
+    } else {
+        format!("time=\"{time}\" level=error msg={msg:?}")
+    };
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        use std::io::Write;
+        let _ = writeln!(f, "{line}");
+    }
+}

@@ -2,7 +2,10 @@
 //! subcommands it re-executes itself as.
 
 mod commands;
+mod container;
 mod logging;
+mod oci;
+mod sandbox;
 mod spawn;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +42,12 @@ pub struct GlobalFlags {
     /// runsc's spelling of --overlay: `root:memory`, `all:memory` or `none`.
     #[arg(long, global = true, value_name = "MOUNTS:MEDIUM")]
     pub overlay2: Option<String>,
+    /// Accepted for runc compatibility (cgroups are managed directly, not through systemd).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility: true, false or auto.
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub rootless: Option<String>,
     /// The kernel release the sandbox reports through uname(2).
     #[arg(long = "kernel-release", global = true, default_value = rvisor_sentry::DEFAULT_KERNEL_RELEASE)]
     pub kernel_release: String,
@@ -78,6 +87,50 @@ enum Command {
     Do(commands::run_do::DoArgs),
     /// Show help on a topic: `rvisor help syscalls`.
     Help(commands::help::HelpArgs),
+    /// Create a container from a bundle; its process waits for `start`.
+    Create(commands::create::CreateArgs),
+    /// Start the process of a created container.
+    Start(commands::start::StartArgs),
+    /// Create and start a container (and wait for it unless --detach).
+    Run(commands::run::RunArgs),
+    /// Print a container's state as JSON.
+    State(commands::state::StateArgs),
+    /// List containers.
+    List(commands::list::ListArgs),
+    /// Send a signal to a container's process (default SIGTERM).
+    Kill(commands::kill::KillArgs),
+    /// Delete a container and everything it holds.
+    Delete(commands::delete::DeleteArgs),
+    /// Run a new process in a running container.
+    Exec(commands::exec::ExecArgs),
+    /// Wait for a container's process and print its exit status.
+    Wait(commands::wait::WaitArgs),
+    /// List a container's processes.
+    Ps(commands::ps::PsArgs),
+    /// Print a container's resource statistics.
+    Events(commands::events::EventsArgs),
+    /// Suspend every process of a container.
+    Pause(commands::pause::PauseArgs),
+    /// Resume a paused container.
+    Resume(commands::pause::PauseArgs),
+    /// Write a default config.json into a bundle.
+    Spec(commands::spec::SpecArgs),
+    /// Print what this runtime supports, as JSON.
+    Features,
+    /// Register rvisor with Docker and print the containerd configuration.
+    Install(commands::install::InstallArgs),
+    /// Not supported.
+    #[command(hide = true)]
+    Checkpoint(commands::unsupported::AnyArgs),
+    /// Not supported.
+    #[command(hide = true)]
+    Restore(commands::unsupported::AnyArgs),
+    /// Not supported.
+    #[command(hide = true)]
+    Update(commands::unsupported::AnyArgs),
+    /// Internal: the host process standing for a detached exec.
+    #[command(hide = true, name = "exec-wait")]
+    ExecWait(commands::exec::ExecWaitArgs),
     /// Internal: the sandbox process (sentry).
     #[command(hide = true)]
     Boot(commands::boot::BootArgs),
@@ -106,11 +159,32 @@ fn main() {
         Command::Help(args) => commands::help::run(args),
         Command::Boot(args) => commands::boot::run(&cli.global, args),
         Command::Gofer(args) => commands::gofer::run(&cli.global, args),
+        Command::Create(args) => commands::create::run(&cli.global, args),
+        Command::Start(args) => commands::start::run(&cli.global, args),
+        Command::Run(args) => commands::run::run(&cli.global, args),
+        Command::State(args) => commands::state::run(&cli.global, args),
+        Command::List(args) => commands::list::run(&cli.global, args),
+        Command::Kill(args) => commands::kill::run(&cli.global, args),
+        Command::Delete(args) => commands::delete::run(&cli.global, args),
+        Command::Exec(args) => commands::exec::run(&cli.global, args),
+        Command::Wait(args) => commands::wait::run(&cli.global, args),
+        Command::Ps(args) => commands::ps::run(&cli.global, args),
+        Command::Events(args) => commands::events::run(&cli.global, args),
+        Command::Pause(args) => commands::pause::pause(&cli.global, args),
+        Command::Resume(args) => commands::pause::resume(&cli.global, args),
+        Command::Spec(args) => commands::spec::run(&cli.global, args),
+        Command::Features => commands::features::run(),
+        Command::Install(args) => commands::install::run(&cli.global, args),
+        Command::Checkpoint(args) => commands::unsupported::run("checkpoint", args),
+        Command::Restore(args) => commands::unsupported::run("restore", args),
+        Command::Update(args) => commands::unsupported::run("update", args),
+        Command::ExecWait(args) => commands::exec::wait_run(&cli.global, args),
     };
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("rvisor: {e:#}");
+            logging::log_error(&cli.global, &format!("{e:#}"));
             std::process::exit(1);
         }
     }

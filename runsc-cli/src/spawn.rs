@@ -42,3 +42,39 @@ pub fn global_args(g: &crate::GlobalFlags) -> Vec<String> {
     }
     v
 }
+
+/// Makes `fds` survive the exec of `cmd` like [`inherit_fds`], but for a process that
+/// outlives the CLI (an OCI container's sandbox and gofers): it starts its own session and
+/// first joins the cgroups whose `cgroup.procs` files are given (so every task it starts
+/// is accounted there from the beginning).
+pub fn detach_with_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>], cgroup_procs: Vec<std::ffi::CString>) {
+    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid,
+    // open, write, close and fcntl, which are async-signal-safe; it allocates nothing (the
+    // Vecs and CStrings were built before fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for path in &cgroup_procs {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                let err = std::io::Error::last_os_error();
+                libc::close(fd);
+                if !ok {
+                    return Err(err);
+                }
+            }
+            for &fd in &raw {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}

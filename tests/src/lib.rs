@@ -28,6 +28,8 @@ use std::time::{Duration, Instant, SystemTime};
 mod files_util;
 mod host;
 mod interactive;
+/// OCI bundles with a busybox root, for the OCI CLI and containerd tests.
+pub mod oci;
 
 pub use host::{
     describe as describe_processes, host_processes, process_tree, processes_with_env,

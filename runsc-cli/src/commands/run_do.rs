@@ -91,24 +91,11 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         tty: args.tty,
         // Like a program started from this shell, the command keeps the caller's limits.
         rlimits: caller_rlimits(),
+        ..BootSpec::default()
     };
 
-    let (sentry_end, gofer_end) = rvisor_gofer::socketpair().context("do: gofer socket")?;
-
-    let mut gofer = self_command()?;
-    gofer.args(global_args(g)).arg("gofer");
-    gofer.arg(format!("--root-fd={}", std::os::fd::AsRawFd::as_raw_fd(&root)));
-    gofer.arg(format!("--sock-fd={}", std::os::fd::AsRawFd::as_raw_fd(&gofer_end)));
-    if overlay || args.read_only {
-        // The gofer refuses every change: the host tree stays as it is even if the
-        // sentry misbehaves.
-        gofer.arg("--read-only");
-    }
-    gofer.stdin(std::process::Stdio::null());
-    inherit_fds(&mut gofer, &[root.as_fd(), gofer_end.as_fd()]);
-    let mut gofer_child = gofer.spawn().context("do: starting the gofer")?;
-    drop(gofer_end);
-    drop(root);
+    let (mut gofer_child, sentry_end) =
+        crate::sandbox::spawn_gofer(g, root, overlay || args.read_only, &crate::sandbox::Lifetime::Attached).context("do")?;
 
     let mut boot = self_command()?;
     boot.args(global_args(g)).arg("boot");

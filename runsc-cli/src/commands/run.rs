@@ -1,0 +1,67 @@
+//! `rvisor run`: create + start; without `--detach` it waits for the init and exits with its
+//! status, then deletes the container.
+
+use std::path::PathBuf;
+
+use rvisor_sentry::control::protocol::{Request, Response};
+
+use crate::container::lifecycle::{self, InitStdio};
+use crate::container::{control, state, util};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Bundle directory (holding config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    bundle: PathBuf,
+    /// File to write the container's pid into.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket to send the terminal's master to.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Return once the container runs.
+    #[arg(long, short = 'd')]
+    detach: bool,
+    /// Keep the container's state after it exits (foreground only).
+    #[arg(long = "keep")]
+    keep: bool,
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// The container id.
+    id: String,
+}
+
+pub fn run(g: &crate::GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
+    crate::logging::init(g, "run");
+    let stdio = match &args.console_socket {
+        Some(p) => InitStdio::ConsoleSocket(p),
+        None => InitStdio::Inherit,
+    };
+    lifecycle::create(g, &args.id, &args.bundle, args.pid_file.as_deref(), stdio)?;
+    let started = lifecycle::start(g, &args.id);
+    if args.detach {
+        started?;
+        return Ok(0);
+    }
+    let code = match started.and_then(|()| control::call(&g.root, &args.id, &Request::Wait { pid: 1 })) {
+        Ok(Response::Exited { status }) => util::status_code(status),
+        Ok(other) => {
+            eprintln!("rvisor: run: unexpected answer {other:?}");
+            1
+        }
+        Err(e) => {
+            eprintln!("rvisor: run: {e:#}");
+            1
+        }
+    };
+    if !args.keep {
+        if let Ok((locked, st)) = state::lock(&g.root, &args.id) {
+            lifecycle::destroy(g, locked, &st)?;
+        }
+    }
+    Ok(code)
+}
