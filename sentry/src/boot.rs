@@ -1,8 +1,11 @@
 //! Starting a sandbox: the memory file, the platform, the root filesystem from the gofer,
 //! and the first process.
 
+mod mounts;
+
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, Weak};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use rvisor_gofer::GoferClient;
 use rvisor_platform::ptrace::PtracePlatform;
@@ -11,25 +14,22 @@ use rvisor_syscalls::flags::open::O_ACCMODE;
 use rvisor_syscalls::Errno;
 use serde::{Deserialize, Serialize};
 
-use rvisor_syscalls::flags::signal::SS_DISABLE;
-use rvisor_syscalls::types::{Rlimit, SigAction, SigAltStack, SigSet};
-
-use crate::kernel::clone::{spawn, Prepare, TaskSeed};
-use crate::kernel::exec::{find_executable, initial_regs, load_image};
-use crate::kernel::fdtable::{FdTable, NR_OPEN};
-use crate::kernel::task::{default_rlimits, Creds, ExitStatus, FsContext};
-use crate::kernel::{Kernel, TaskHandle, ThreadGroup, UtsInfo};
+use crate::control::server::ServerState;
+use crate::control::spawn::{rlimits_from, spawn_process, NewProcess, SpawnError};
+use crate::control::state::Gate;
+use crate::kernel::fdtable::FdTable;
+use crate::kernel::task::{Creds, ExitStatus};
+use crate::kernel::{Kernel, UtsInfo};
 use crate::mm::MemoryFile;
 use crate::vfs::devfs::DevDir;
-use crate::vfs::mount::MountSpec;
+use crate::vfs::mount::MountSpec as VfsMount;
 use crate::vfs::proc::{ProcFs, PROC_DEV};
-use crate::vfs::synthetic;
 use rvisor_syscalls::flags::mount::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME};
 use crate::vfs::gofer::GoferInode;
 use crate::vfs::overlay::Overlay;
 use crate::vfs::host::HostStream;
 use crate::vfs::tmpfs::Tmpfs;
-use crate::vfs::{Dentry, FileDescription, Inode, Lookup, Vfs};
+use crate::vfs::{Dentry, FileDescription, Inode, Vfs};
 
 /// What the sandbox runs and how it presents itself. Passed from the CLI to `rvisor boot`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -58,6 +58,94 @@ pub struct BootSpec {
     /// Linux's defaults for a new init.
     #[serde(default)]
     pub rlimits: Vec<(u32, u64, u64)>,
+    /// Load init but hold it until a control `Start` request.
+    #[serde(default)]
+    pub wait_for_start: bool,
+    /// The file-mode creation mask of init.
+    #[serde(default = "default_umask")]
+    pub umask: u32,
+    #[serde(default)]
+    pub no_new_privs: bool,
+    /// Capability sets of init; `None` = all capabilities for uid 0, none for others.
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+    /// Mounts applied after the root, in config.json order.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+    /// Emulated sysctl values, shown under /proc/sys.
+    #[serde(default)]
+    pub sysctl: Vec<(String, String)>,
+    /// Most tasks the sandbox may hold: fork/clone beyond it fail with EAGAIN.
+    #[serde(default)]
+    pub pids_limit: Option<u64>,
+    /// Bytes of guest memory the sandbox may use before the OOM killer acts.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+}
+
+fn default_umask() -> u32 {
+    0o022
+}
+
+impl Default for BootSpec {
+    fn default() -> Self {
+        BootSpec {
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: Vec::new(),
+            hostname: String::new(),
+            kernel_release: crate::DEFAULT_KERNEL_RELEASE.into(),
+            root_read_only: false,
+            tty: false,
+            overlay: false,
+            rlimits: Vec::new(),
+            wait_for_start: false,
+            umask: default_umask(),
+            no_new_privs: false,
+            capabilities: None,
+            mounts: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            sysctl: Vec::new(),
+            pids_limit: None,
+            memory_limit: None,
+            oom_score_adj: None,
+        }
+    }
+}
+
+pub use crate::control::protocol::Capabilities;
+
+/// One mount of config.json, applied inside the sandbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub destination: String,
+    pub kind: MountKind,
+    /// config.json's option strings: "ro", "nosuid", "mode=755", "size=65536k", ...
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// What is mounted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    Tmpfs,
+    Proc,
+    Sysfs,
+    Devpts,
+    Mqueue,
+    Cgroup,
+    /// A bind mount served by the i-th extra gofer (`--mount-gofer-fd`).
+    Bind { gofer: usize },
 }
 
 /// Failures of starting the sandbox, each a clear message for a person.
@@ -79,6 +167,10 @@ pub enum BootError {
     Stdio(std::io::Error),
     #[error("the sandbox's first task thread failed")]
     TaskThread,
+    #[error("control socket: {0}")]
+    Control(String),
+    #[error("{0}")]
+    Mount(String),
 }
 
 impl BootError {
@@ -92,12 +184,29 @@ impl BootError {
     }
 }
 
+/// The host side of a sandbox besides the root's gofer and stdio: bind-mount gofers, the
+/// control socket and the readiness pipe.
+#[derive(Default)]
+pub struct BootIo {
+    /// Connections of the gofers serving `BootSpec.mounts` with `MountKind::Bind`, by index.
+    pub mount_gofers: Vec<OwnedFd>,
+    /// Where the control server listens.
+    pub control_socket: Option<PathBuf>,
+    /// Gets one byte once the control socket listens and init is loaded. Left in place
+    /// when the boot fails, for the caller to write the error.
+    pub ready: Option<OwnedFd>,
+}
+
 /// Runs a sandbox until its first process exits and returns how it ended.
 /// `gofer` is the connection to the gofer serving the root; `stdio` become fds 0, 1, 2.
-pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Result<ExitStatus, BootError> {
+pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3], io: &mut BootIo) -> Result<ExitStatus, BootError> {
     if spec.args.is_empty() || spec.args[0].is_empty() {
         return Err(BootError::NoCommand);
     }
+    let listener = match &io.control_socket {
+        Some(path) => Some(crate::control::server::bind(path).map_err(|e| BootError::Control(format!("{}: {e}", path.display())))?),
+        None => None,
+    };
     let memory = MemoryFile::new()?;
     let platform: Arc<dyn Platform> = Arc::new(PtracePlatform::new(memory.fd())?);
     let client = Arc::new(GoferClient::new(gofer));
@@ -112,36 +221,52 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
     let vfs = Vfs::new(root.clone());
     let mounts = vfs.mounts();
     mounts.set_root_spec(if overlay {
-        MountSpec::new("overlay", "overlay", 0)
+        VfsMount::new("overlay", "overlay", 0)
     } else {
-        MountSpec::new("9p", "rvisor", if spec.root_read_only { MS_RDONLY } else { 0 })
+        VfsMount::new("9p", "rvisor", if spec.root_read_only { MS_RDONLY } else { 0 })
     });
-    let dev = mounts.mount(&root, b"dev", DevDir::new(), MountSpec::new("tmpfs", "none", MS_NOSUID).options("mode=755"));
+    let dev = mounts.mount(&root, b"dev", DevDir::new(), VfsMount::new("tmpfs", "none", MS_NOSUID).options("mode=755"));
     // Private in-memory filesystems: POSIX shared memory (shm_open, sem_open) in /dev/shm,
     // and a writable /tmp — like gVisor, only where the root's /tmp is empty or missing, so
     // files the root has there are never hidden.
-    mounts.mount(&dev, b"shm", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0), MountSpec::new("tmpfs", "shm", MS_NOSUID | MS_NODEV).options("mode=1777"));
+    mounts.mount(&dev, b"shm", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0), VfsMount::new("tmpfs", "shm", MS_NOSUID | MS_NODEV).options("mode=1777"));
     if dir_is_empty_or_missing(&root, b"tmp") {
-        mounts.mount(&root, b"tmp", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0), MountSpec::new("tmpfs", "tmpfs", 0).options("mode=1777"));
+        mounts.mount(&root, b"tmp", Tmpfs::new_root(memory.clone(), 0o1777, 0, 0), VfsMount::new("tmpfs", "tmpfs", 0).options("mode=1777"));
     }
     // The host's /proc and /sys must never be reachable through the gofer: the sandbox's
     // own procfs and sysfs are mounted there.
     let procfs = ProcFs::new(PROC_DEV);
-    mounts.mount(&root, b"proc", procfs.root(), MountSpec::new("proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME));
-    let sysfs = synthetic::sysfs(crate::syscalls::online_cpus());
-    mounts.mount(&root, b"sys", sysfs, MountSpec::new("sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME));
+    mounts.mount(&root, b"proc", procfs.root(), VfsMount::new("proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME));
+    let sysfs = mounts::sysfs();
+    mounts.mount(&root, b"sys", sysfs, VfsMount::new("sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME));
     let uts = UtsInfo { nodename: spec.hostname.clone(), release: spec.kernel_release.clone(), ..UtsInfo::default() };
     let kernel = Kernel::new(platform, memory, vfs, uts);
     procfs.set_kernel(&kernel);
 
-    kernel.vfs.mounts().mount(&dev, b"pts", kernel.devpts.root(), MountSpec::new("devpts", "devpts", MS_NOSUID | MS_NOEXEC).options("gid=5,mode=620,ptmxmode=666"));
+    kernel.vfs.mounts().mount(&dev, b"pts", kernel.devpts.root(), VfsMount::new("devpts", "devpts", MS_NOSUID | MS_NOEXEC).options("gid=5,mode=620,ptmxmode=666"));
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        kernel.control.pids_limit.store(spec.pids_limit.unwrap_or(0), Relaxed);
+        kernel.control.memory_limit.store(spec.memory_limit.unwrap_or(0), Relaxed);
+    }
+    let mut gofers: Vec<Option<Arc<GoferClient>>> = std::mem::take(&mut io.mount_gofers).into_iter().map(|fd| Some(Arc::new(GoferClient::new(fd)))).collect();
+    mounts::apply(&kernel, &spec.mounts, &mut gofers, (spec.memory_limit, spec.pids_limit)).map_err(|e| BootError::Mount(e.to_string()))?;
+    mounts::mask(&kernel, &spec.masked_paths);
+    mounts::make_read_only(&kernel, &spec.readonly_paths);
 
+    // Init is pid 1: its id is taken before any other task exists.
+    let init_pid = kernel.alloc_tid();
     let mut fds = FdTable::new();
     let mut console = None;
     if spec.tty {
-        // stdio[0] is the CLI's console socket (see vfs::devpts::console).
-        let [sock, _, _] = stdio;
-        let (bridge, file) = crate::vfs::devpts::console::attach(&kernel, sock).map_err(BootError::Stdio)?;
+        let [tty_fd, _, _] = stdio;
+        // A host terminal (the OCI console's replica), or `rvisor do`'s console socket.
+        let (bridge, file) = if crate::vfs::devpts::console::is_host_tty(&tty_fd) {
+            crate::vfs::devpts::console::attach_host_tty(&kernel, tty_fd, init_pid, true)
+        } else {
+            crate::vfs::devpts::console::attach(&kernel, tty_fd)
+        }
+        .map_err(BootError::Stdio)?;
         for i in 0..3 {
             fds.install_at(i, file.clone(), false, 3).map_err(|e| BootError::Stdio(std::io::Error::from_raw_os_error(e.0)))?;
         }
@@ -153,27 +278,27 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3]) -> Resul
             fds.install_at(i as i32, file, false, 3).map_err(|e| BootError::Stdio(std::io::Error::from_raw_os_error(e.0)))?;
         }
     }
-    start_init(&kernel, spec, fds)?;
+    let server = ServerState::new();
+    if !spec.wait_for_start {
+        server.mark_started();
+    }
+    start_init(&kernel, &spec, init_pid, fds, spec.wait_for_start.then(|| server.start_gate.clone()))?;
+    if let Some(l) = listener {
+        crate::control::server::serve(kernel.clone(), server.clone(), l).map_err(|e| BootError::Control(e.to_string()))?;
+    }
+    if spec.memory_limit.is_some() {
+        crate::control::oom::start_monitor(&kernel);
+    }
+    if let Some(fd) = io.ready.take() {
+        let mut f = std::fs::File::from(fd);
+        let _ = std::io::Write::write_all(&mut f, b"\0");
+    }
     let status = kernel.wait_for_init();
+    server.drain_init_waiters();
     if let Some(c) = console {
         c.finish();
     }
     Ok(status)
-}
-/// Linux's defaults with the spec's limits applied (invalid entries are ignored, and no
-/// hard limit of open files beyond the sandbox's fd-table ceiling).
-fn initial_rlimits(spec: &[(u32, u64, u64)]) -> [Rlimit; rvisor_syscalls::flags::rlimit::RLIM_NLIMITS] {
-    use rvisor_syscalls::flags::rlimit::RLIMIT_NOFILE;
-    let mut r = default_rlimits();
-    for &(res, cur, max) in spec {
-        let (cur, max) = if res == RLIMIT_NOFILE { (cur.min(NR_OPEN), max.min(NR_OPEN)) } else { (cur, max) };
-        if let Some(slot) = r.get_mut(res as usize) {
-            if cur <= max {
-                *slot = Rlimit { rlim_cur: cur, rlim_max: max };
-            }
-        }
-    }
-    r
 }
 
 /// Whether `parent/name` does not exist or is an empty directory.
@@ -200,68 +325,27 @@ fn host_access_mode(fd: &OwnedFd) -> std::io::Result<u32> {
 }
 
 /// Creates the sandbox's first process (pid 1) on its own host thread and loads its
-/// program there; returns once the program is loaded (or failed to load).
-fn start_init(kernel: &Arc<Kernel>, spec: BootSpec, fds: FdTable) -> Result<(), BootError> {
-    let root = kernel.vfs.root().clone();
-    let cwd = kernel
-        .vfs
-        .resolve(&Lookup { root: &root, start: &root, follow_last: true, creds: None }, spec.cwd.as_bytes())
-        .and_then(|d| if d.inode().is_dir() { Ok(d) } else { Err(Errno::ENOTDIR) })
-        .map_err(|errno| BootError::Cwd { path: spec.cwd.clone(), errno })?;
-    let fs = FsContext { root, cwd, umask: 0o022 };
-    let creds = Creds::new(spec.uid, spec.gid, spec.additional_gids.clone());
-    let tid = kernel.alloc_tid();
-    let handlers = Arc::new(Mutex::new([SigAction::default(); 64]));
-    let tg = ThreadGroup::new(tid, Weak::new(), tid, tid, 0, handlers);
-    let handle = TaskHandle::new(tid, tg.clone(), SigSet::default());
-    tg.lock().threads.push(handle.clone());
-    {
-        let mut tables = kernel.tables();
-        tables.tasks.insert(tid, handle.clone());
-        tables.groups.insert(tid, tg);
-    }
-    let seed = TaskSeed {
-        kernel: kernel.clone(),
-        handle,
-        regs: initial_regs(0, 0),
-        fp: None,
-        mm: None,
-        fds: Arc::new(Mutex::new(fds)),
-        fs: Arc::new(Mutex::new(fs)),
+/// program there; returns once the program is loaded (or failed to load). With `hold`,
+/// the program waits for that gate (a `Start` request) before it runs.
+fn start_init(kernel: &Arc<Kernel>, spec: &BootSpec, pid: i32, fds: FdTable, hold: Option<Arc<Gate>>) -> Result<(), BootError> {
+    let mut creds = Creds::new(spec.uid, spec.gid, spec.additional_gids.clone());
+    crate::control::caps::apply_spec(&mut creds, spec.capabilities.as_ref());
+    let p = NewProcess {
+        pid,
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+        cwd: spec.cwd.clone(),
         creds,
-        rlimits: Arc::new(Mutex::new(initial_rlimits(&spec.rlimits))),
-        comm: Vec::new(),
-        clear_child_tid: 0,
-        altstack: SigAltStack { ss_flags: SS_DISABLE, ..Default::default() },
-        no_new_privs: false,
+        umask: spec.umask,
+        rlimits: rlimits_from(&spec.rlimits),
+        no_new_privs: spec.no_new_privs,
+        fds,
+        hold,
     };
-    let (tx, rx) = std::sync::mpsc::channel::<Result<(), BootError>>();
-    let k = kernel.clone();
-    let prepare: Prepare = Box::new(move |seed: &mut TaskSeed| {
-        let argv: Vec<Vec<u8>> = spec.args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        let envp: Vec<Vec<u8>> = spec.env.iter().map(|e| e.as_bytes().to_vec()).collect();
-        let path_env = envp.iter().find_map(|e| e.strip_prefix(b"PATH=")).map(|p| p.to_vec());
-        let fs = seed.fs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let loaded = find_executable(&k, &fs, &argv[0], path_env.as_deref())
-            .and_then(|(dentry, execfn)| load_image(&k, &fs, &seed.creds, dentry, execfn, argv, envp));
-        match loaded {
-            Ok(image) => {
-                seed.mm = Some(image.mm);
-                seed.regs = image.regs;
-                seed.comm = image.comm;
-                seed.handle.update_proc_info(|p| {
-                    p.exe = image.exe;
-                    p.args = image.args;
-                });
-                let _ = tx.send(Ok(()));
-                Ok(())
-            }
-            Err(errno) => {
-                let _ = tx.send(Err(BootError::Exec { path: spec.args[0].clone(), errno }));
-                Err(errno)
-            }
-        }
-    });
-    spawn(seed, Some(prepare)).map_err(|_| BootError::TaskThread)?;
-    rx.recv().map_err(|_| BootError::TaskThread)?
+    spawn_process(kernel, p).map(|_| ()).map_err(|e| match e {
+        SpawnError::NoCommand => BootError::NoCommand,
+        SpawnError::Exec { path, errno } => BootError::Exec { path, errno },
+        SpawnError::Cwd { path, errno } => BootError::Cwd { path, errno },
+        SpawnError::Thread => BootError::TaskThread,
+    })
 }

@@ -1,6 +1,7 @@
 //! The sentry: rvisor's user-space Linux kernel.
 
 pub mod boot;
+pub mod control;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

@@ -23,6 +23,8 @@ pub mod open {
     pub const O_SYNC: u32 = 0o4010000;
     pub const O_PATH: u32 = 0o10000000;
     pub const O_TMPFILE: u32 = 0o20200000;
+    /// The bit of O_TMPFILE besides O_DIRECTORY (Linux's `__O_TMPFILE`).
+    pub const O_TMPFILE_BIT: u32 = 0o20000000;
 }
 
 /// `*at()` flags and the special directory fd.

@@ -1,7 +1,9 @@
 /*
  * inotify: the events of file operations in a directory (create, open, modify, access,
  * close, attrib, rename with a shared cookie, unlink, mkdir/rmdir), watches on a file
- * (IN_DELETE_SELF, IN_IGNORED), inotify_rm_watch, IN_ONESHOT, and argument errors.
+ * (IN_DELETE_SELF, IN_IGNORED), inotify_rm_watch, IN_ONESHOT, and argument errors; then
+ * truncate, O_TRUNC, link/symlink/mknod, removing open files (IN_DELETE_SELF at the last
+ * close), IN_EXCL_UNLINK and rename over a watched file.
  *
  * usage: inotify BASE  (BASE: an empty writable folder)
  * Exit status: the number of failed checks (0 natively).
@@ -58,6 +60,90 @@ static uint32_t drain(int fd) {
         }
     }
     return cookie;
+}
+
+/* Sizes, links and removals of open files, in BASE/watched2. */
+static void more_events(const char *base) {
+    char dir[PATH_MAX - 64], f1[PATH_MAX], f2[PATH_MAX], path[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/watched2", base);
+    snprintf(f1, sizeof f1, "%s/f1", dir);
+    snprintf(f2, sizeof f2, "%s/f2", dir);
+    REQUIRE(mkdir(dir, 0755) == 0);
+    REQUIRE(close(open(f1, O_CREAT | O_WRONLY, 0644)) == 0);
+    int fd = inotify_init1(IN_NONBLOCK);
+    REQUIRE(fd >= 0);
+    wd_dir = inotify_add_watch(fd, dir, IN_ALL_EVENTS);
+    wd_file = inotify_add_watch(fd, f1, IN_ALL_EVENTS);
+    REQUIRE(wd_dir >= 0 && wd_file >= 0);
+
+    out("truncate, ftruncate:\n");
+    REQUIRE(truncate(f1, 10) == 0);
+    int f = open(f1, O_WRONLY);
+    REQUIRE(f >= 0 && ftruncate(f, 3) == 0);
+    close(f);
+    drain(fd);
+
+    out("open with O_TRUNC:\n");
+    REQUIRE(close(open(f1, O_WRONLY | O_TRUNC)) == 0);
+    drain(fd);
+
+    out("link, symlink, mknod:\n");
+    REQUIRE(link(f1, f2) == 0);
+    snprintf(path, sizeof path, "%s/sym", dir);
+    REQUIRE(symlink("f1", path) == 0);
+    REQUIRE(unlink(path) == 0);
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    REQUIRE(mknod(path, S_IFIFO | 0600, 0) == 0);
+    REQUIRE(unlink(path) == 0);
+    drain(fd);
+
+    out("unlink of the first name, then of the last while open:\n");
+    f = open(f2, O_RDWR);
+    REQUIRE(f >= 0);
+    REQUIRE(unlink(f1) == 0);
+    REQUIRE(unlink(f2) == 0);
+    drain(fd);
+    out("writing to it:\n");
+    REQUIRE(write(f, "x", 1) == 1);
+    drain(fd);
+    out("its last close:\n");
+    close(f);
+    drain(fd);
+
+    out("IN_EXCL_UNLINK:\n");
+    REQUIRE(inotify_add_watch(fd, dir, IN_ALL_EVENTS | IN_EXCL_UNLINK) == wd_dir);
+    f = open(f1, O_CREAT | O_RDWR, 0644);
+    REQUIRE(f >= 0);
+    REQUIRE(unlink(f1) == 0);
+    REQUIRE(write(f, "x", 1) == 1);
+    close(f);
+    drain(fd);
+    REQUIRE(inotify_add_watch(fd, dir, IN_ALL_EVENTS) == wd_dir);
+
+    out("rename over a watched file:\n");
+    REQUIRE(close(open(f1, O_CREAT | O_WRONLY, 0644)) == 0);
+    REQUIRE(close(open(f2, O_CREAT | O_WRONLY, 0644)) == 0);
+    drain(fd);
+    wd_file = inotify_add_watch(fd, f2, IN_ALL_EVENTS);
+    REQUIRE(wd_file >= 0);
+    REQUIRE(rename(f1, f2) == 0);
+    drain(fd);
+
+    out("rename over an open watched file:\n");
+    REQUIRE(close(open(f1, O_CREAT | O_WRONLY, 0644)) == 0);
+    wd_file = inotify_add_watch(fd, f2, IN_ALL_EVENTS);
+    REQUIRE(wd_file >= 0);
+    f = open(f2, O_RDONLY);
+    REQUIRE(f >= 0);
+    drain(fd);
+    REQUIRE(rename(f1, f2) == 0);
+    drain(fd);
+    out("its last close:\n");
+    close(f);
+    drain(fd);
+    unlink(f2);
+    rmdir(dir);
+    close(fd);
 }
 
 int main(int argc, char **argv) {
@@ -170,5 +256,6 @@ int main(int argc, char **argv) {
     unlink(b);
     rmdir(dir);
     close(fd);
+    more_events(argv[1]);
     return failures;
 }

@@ -5,7 +5,7 @@
  * memory (shm_open) and named semaphores (sem_open) across fork.
  *
  * usage: tmpfs BASE [SECTION...]   (sections: create dirs rename links attrs sticky mmap
- *        shm sem). Each section works in a fresh folder BASE/SECTION; BASE must be a
+ *        shm sem tmpfile). Each section works in a fresh folder BASE/SECTION; BASE must be a
  *        writable directory, the program runs as root (the sticky section drops to uid
  *        1000 in a child).
  * Exit status: the number of failed checks (0 natively).
@@ -311,6 +311,61 @@ static void section_links(void) {
     expect("listing", listing("."), "d l1 l2 s target-file ");
 }
 
+/* O_TMPFILE: an unnamed file, then given a name by linkat through the fd or /proc. */
+static void section_tmpfile(void) {
+    enter("tmpfile");
+    REQUIRE(mkdir("d", 0755) == 0);
+    int fd = open("d", O_TMPFILE | O_RDWR, 0640);
+    expect("open O_TMPFILE|O_RDWR", fd >= 0 ? "ok" : err(errno), "ok");
+    REQUIRE(fd >= 0);
+    struct stat st, dst;
+    REQUIRE(fstat(fd, &st) == 0 && stat("d", &dst) == 0);
+    check("an unnamed regular file", S_ISREG(st.st_mode) && st.st_nlink == 0 && st.st_size == 0);
+    check("mode less the umask", (st.st_mode & 07777) == 0640);
+    check("on the directory's filesystem", st.st_dev == dst.st_dev);
+    expect("the directory stays empty", listing("d"), "");
+    REQUIRE(write(fd, "tmp", 3) == 3);
+    expect("linkat AT_EMPTY_PATH", E(linkat(fd, "", AT_FDCWD, "d/named", AT_EMPTY_PATH)), "ok");
+    REQUIRE(fstat(fd, &st) == 0);
+    check("one link now", st.st_nlink == 1 && st_of("d/named").st_ino == st.st_ino);
+    expect("the name reads the data", get("d/named"), "tmp");
+    expect("listing", listing("d"), "named ");
+    close(fd);
+
+    fd = open("d", O_TMPFILE | O_WRONLY, 0600);
+    REQUIRE(fd >= 0);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    expect("linkat /proc/self/fd/N AT_SYMLINK_FOLLOW",
+           E(linkat(AT_FDCWD, proc, AT_FDCWD, "d/via-proc", AT_SYMLINK_FOLLOW)), "ok");
+    check("linked once", st_of("d/via-proc").st_nlink == 1);
+    expect("a second link", E(linkat(fd, "", AT_FDCWD, "d/again", AT_EMPTY_PATH)), "ok");
+    check("two links", st_of("d/via-proc").st_nlink == 2);
+    close(fd);
+
+    fd = open("d", O_TMPFILE | O_RDWR | O_EXCL, 0600);
+    REQUIRE(fd >= 0);
+    expect("O_EXCL forbids linkat", E(linkat(fd, "", AT_FDCWD, "d/excl", AT_EMPTY_PATH)), "ENOENT");
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    expect("also through /proc", E(linkat(AT_FDCWD, proc, AT_FDCWD, "d/excl", AT_SYMLINK_FOLLOW)), "ENOENT");
+    check("the file still works", pwrite(fd, "x", 1, 0) == 1 && fstat(fd, &st) == 0 && st.st_size == 1);
+    close(fd);
+
+    /* An ordinary file, unlinked while open, cannot be linked back. */
+    put("plain", "p");
+    fd = open("plain", O_RDWR);
+    REQUIRE(fd >= 0 && unlink("plain") == 0);
+    expect("linkat of an unlinked file", E(linkat(fd, "", AT_FDCWD, "back", AT_EMPTY_PATH)), "ENOENT");
+    close(fd);
+
+    expect("O_TMPFILE read-only", E(open("d", O_TMPFILE | O_RDONLY, 0600)), "EINVAL");
+    expect("O_TMPFILE with O_CREAT", E(open("d", O_TMPFILE | O_CREAT | O_RDWR, 0600)), "EINVAL");
+    expect("__O_TMPFILE without O_DIRECTORY", E(open("d", (O_TMPFILE & ~O_DIRECTORY) | O_RDWR, 0600)), "EINVAL");
+    expect("O_TMPFILE on a file", E(open("d/named", O_TMPFILE | O_RDWR, 0600)), "ENOTDIR");
+    expect("O_TMPFILE on a missing folder", E(open("nope", O_TMPFILE | O_RDWR, 0600)), "ENOENT");
+    expect("listing", listing("d"), "again named via-proc ");
+}
+
 static void section_attrs(void) {
     enter("attrs");
     put("f", "0123456789");
@@ -560,6 +615,7 @@ int main(int argc, char **argv) {
         {"create", section_create}, {"dirs", section_dirs}, {"rename", section_rename},
         {"links", section_links},   {"attrs", section_attrs}, {"sticky", section_sticky},
         {"mmap", section_mmap},     {"shm", section_shm},   {"sem", section_sem},
+        {"tmpfile", section_tmpfile},
     };
     return run_sections(sections, sizeof sections / sizeof sections[0], argc - 1, argv + 1);
 }

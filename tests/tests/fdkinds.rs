@@ -58,3 +58,18 @@ fn inotify_reports_file_operations_renames_with_cookies_deletes_and_ignored_watc
         panic!("rvisor (in /dev/shm) and native (in a fresh folder) differ for inotify:\n{report}");
     }
 }
+
+const PROCNAMES: &str = env!("RVISOR_TEST_PROG_PROCNAMES");
+
+#[test]
+fn proc_fd_links_name_anonymous_files_memfds_and_unlinked_files_like_native() {
+    assert_section_same_as_init(PROCNAMES, "fds");
+}
+
+#[test]
+fn a_zombie_keeps_its_name_in_proc_stat_status_and_comm() {
+    // Not as a pid-namespace init natively: that init would read the host's /proc, where
+    // the child's pid names another process.
+    let (native, _) = assert_same(&Cmd::new(PROCNAMES).arg("zombie"));
+    native.assert_code(0);
+}

@@ -68,6 +68,24 @@ fn sticky_bit_and_permissions_stop_an_unprivileged_user_like_native() {
 }
 
 #[test]
+fn o_tmpfile_unnamed_file_linkat_through_fd_and_proc_and_o_excl_match_native() {
+    section("tmpfile");
+}
+
+#[test]
+fn o_tmpfile_on_the_overlay_root_matches_native() {
+    // The host's /tmp is not empty, so the sandbox's /tmp is the overlay root's.
+    let dir = TempDir::new("tmpfile-overlay");
+    let native = run_native(&Cmd::new(TMPFS_PROG).args([&*dir.path().to_string_lossy(), "tmpfile"]));
+    native.assert_code(0);
+    let script = format!("d=$(mktemp -d /tmp/rvisor-tmpfile.XXXXXX) && exec '{TMPFS_PROG}' \"$d\" tmpfile");
+    let sandboxed = run_rvisor(&[], &bash(&script));
+    if let Some(report) = compare(&native, &sandboxed, Compare::Bytes) {
+        panic!("rvisor (overlay root) and native differ for O_TMPFILE:\n{report}");
+    }
+}
+
+#[test]
 fn mmap_shared_file_is_seen_by_read_and_by_a_forked_child() {
     section("mmap");
 }

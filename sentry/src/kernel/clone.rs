@@ -203,6 +203,10 @@ pub fn do_clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     // Publish the task before it can run, so signals and waits can find it.
     {
         let mut tables = k.tables();
+        // The container's pids limit counts tasks, like the pids cgroup.
+        if k.control.pids_exceeded(tables.tasks.len()) {
+            return Err(Errno::EAGAIN);
+        }
         let mut g = tg.lock();
         if !matches!(g.state, TgState::Running) {
             return Err(Errno::EAGAIN);

@@ -32,6 +32,12 @@ pub fn exit_task(t: &mut Task) {
         g.threads.is_empty()
     };
     t.handle.exited.store(true, std::sync::atomic::Ordering::SeqCst);
+    {
+        let mut comm = tg.exited_comm.lock().unwrap_or_else(|p| p.into_inner());
+        if tid == tg.tgid || (last && comm.is_empty()) {
+            *comm = t.comm.clone();
+        }
+    }
     if last {
         // The group's host process goes away with its address space.
         tg.fold_cpu_time();
@@ -68,6 +74,7 @@ fn finish_group(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     };
     let _ = vfork_parent_waits;
     tg.state_events.notify_all();
+    k.control.group_exited(tg.tgid, status);
     if tg.tgid == 1 {
         k.init_exited(status);
     }

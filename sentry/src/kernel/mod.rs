@@ -1,5 +1,6 @@
 //! The kernel: global sandbox state, tasks, and the run loop.
 
+pub mod caps;
 pub mod clone;
 pub mod deliver;
 pub mod exec;
@@ -77,6 +78,8 @@ pub struct Kernel {
     /// The sandbox's pseudo-terminals (mounted at /dev/pts; also the sessions' controlling
     /// terminals).
     pub devpts: Arc<crate::vfs::devpts::DevPts>,
+    /// What the control server shares with the kernel (exit statuses, pause, limits).
+    pub control: crate::control::KernelControl,
 }
 
 /// The sandbox's pid namespace: live tasks by tid, thread groups by tgid (zombies
@@ -103,6 +106,7 @@ impl Kernel {
             timers: timer::Timers::new(),
             futex: futex::KernelFutexTable::new(),
             devpts: crate::vfs::devpts::DevPts::new(),
+            control: crate::control::KernelControl::default(),
         })
     }
 

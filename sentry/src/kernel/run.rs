@@ -24,6 +24,10 @@ pub fn run(t: &mut Task) {
         if must_exit(t) {
             return;
         }
+        if t.kernel.control.is_paused() {
+            t.kernel.control.hold_if_paused(|| must_exit(t));
+            continue;
+        }
         let as_ = t.mm.address_space().clone();
         let event = t.context.switch(&as_, &mut t.regs);
         if let Some(pid) = t.context.host_process() {

@@ -68,12 +68,14 @@ pub struct Creds {
     pub sgid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
+    /// Capability sets (emulated; see kernel::caps).
+    pub caps: super::caps::CapSets,
 }
 
 impl Creds {
     /// All ids set to `uid`/`gid`.
     pub fn new(uid: u32, gid: u32, groups: Vec<u32>) -> Creds {
-        Creds { uid, euid: uid, suid: uid, fsuid: uid, gid, egid: gid, sgid: gid, fsgid: gid, groups }
+        Creds { uid, euid: uid, suid: uid, fsuid: uid, gid, egid: gid, sgid: gid, fsgid: gid, groups, caps: super::caps::CapSets::for_uid(uid) }
     }
 }
 
@@ -198,6 +200,14 @@ impl TaskHandle {
     /// The task's signal state. Lock order: thread group before task.
     pub fn signals(&self) -> MutexGuard<'_, TaskSignals> {
         self.sig.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the task's guest code (if it runs) without waking a blocking wait: it
+    /// returns to the sentry, where the run loop looks at sandbox-wide state (pause).
+    pub fn interrupt_guest(&self) {
+        if let Some(i) = self.interrupter.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            i.interrupt();
+        }
     }
 
     /// Makes the task look at its signals and exit requests soon: ends a blocking wait

@@ -75,6 +75,9 @@ pub struct ThreadGroup {
     pub cpu_untracked: AtomicBool,
     cpu_base_ns: AtomicU64,
     pub children_cpu_ns: AtomicU64,
+    /// The name (comm) /proc shows once the group has no live thread (a zombie): the
+    /// leader's when it exits, else the last thread's.
+    pub exited_comm: Mutex<Vec<u8>>,
 }
 
 impl ThreadGroup {
@@ -103,6 +106,7 @@ impl ThreadGroup {
             cpu_untracked: AtomicBool::new(false),
             cpu_base_ns: AtomicU64::new(0),
             children_cpu_ns: AtomicU64::new(0),
+            exited_comm: Mutex::new(Vec::new()),
         })
     }
 
@@ -152,6 +156,11 @@ impl ThreadGroup {
         if let Some(d) = rvisor_platform::host_process_cpu_time(old) {
             self.cpu_base_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
         }
+    }
+
+    /// The host pid of the process running the group's guest code (0: none now).
+    pub fn host_pid(&self) -> i32 {
+        self.host_process.load(Ordering::Relaxed)
     }
 
     /// CPU time the group's guest code has used (ns).

@@ -45,7 +45,9 @@ fn group_ids(c: &Creds) -> Ids {
 }
 
 fn set_user_ids(c: &mut Creds, ids: Ids) {
+    let old = (c.uid, c.euid, c.suid);
     (c.uid, c.euid, c.suid, c.fsuid) = (ids.real, ids.effective, ids.saved, ids.fs);
+    crate::kernel::caps::after_setuid(&mut c.caps, old, (c.uid, c.euid, c.suid));
 }
 
 fn set_group_ids(c: &mut Creds, ids: Ids) {

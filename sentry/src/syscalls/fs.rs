@@ -227,8 +227,8 @@ impl FileImpl for PathFile {
 
 fn do_openat(t: &mut Task, dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> SysResult {
     let path = t.copy_in_path(path_addr)?;
-    if flags & O_TMPFILE == O_TMPFILE {
-        return Err(Errno::EOPNOTSUPP);
+    if flags & O_TMPFILE_BIT != 0 {
+        return super::fs_mutate::open_tmpfile(t, dirfd, &path, flags, mode);
     }
     // O_PATH ignores every flag but these (O_CREAT included).
     let flags = if flags & O_PATH != 0 { flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } else { flags };
@@ -270,7 +270,12 @@ pub(super) fn open_dentry(t: &mut Task, dentry: Arc<Dentry>, flags: u32, created
     let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
     let file = FileDescription::new(imp, Some(dentry), kept);
     if let Some(d) = file.dentry() {
-        crate::vfs::inotify::file_event(d, rvisor_syscalls::fdkinds::inotify::IN_OPEN);
+        use rvisor_syscalls::fdkinds::inotify::{IN_MODIFY, IN_OPEN};
+        crate::vfs::inotify::file_event(d, IN_OPEN);
+        // O_TRUNC of an existing file changed its size (Linux reports it after the open).
+        if flags & O_TRUNC != 0 && !created && inode.file_type() == S_IFREG {
+            crate::vfs::inotify::file_event(d, IN_MODIFY);
+        }
     }
     Ok(t.install_fd(file, cloexec)? as u64)
 }

@@ -18,7 +18,7 @@ use rvisor_syscalls::types::{Stat, Timespec, Timeval};
 use rvisor_syscalls::Errno;
 
 use super::fs::{may_access, open_dentry};
-use rvisor_syscalls::fdkinds::inotify::{IN_ATTRIB, IN_CREATE};
+use rvisor_syscalls::fdkinds::inotify::{IN_ATTRIB, IN_CREATE, IN_MODIFY};
 use super::{Args, SysResult};
 use crate::kernel::Task;
 use crate::vfs::inode::rename_flags::{RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT};
@@ -257,6 +257,29 @@ pub(super) fn open_create(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mod
     Err(Errno::ELOOP)
 }
 
+/// open(2) with O_TMPFILE: an unnamed regular file in the directory `path` names, open for
+/// writing; linkat may give it a name later unless O_EXCL.
+pub(super) fn open_tmpfile(t: &mut Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> SysResult {
+    use rvisor_syscalls::flags::open::{O_ACCMODE, O_CREAT, O_RDWR, O_TMPFILE, O_WRONLY};
+    if flags & (O_TMPFILE | O_CREAT | O_PATH) != O_TMPFILE || !matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR) {
+        return Err(Errno::EINVAL);
+    }
+    let dir = t.lookup_at(dirfd, path, flags & O_NOFOLLOW == 0)?;
+    if !dir.inode().is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    if dir.read_only() {
+        return Err(Errno::EROFS);
+    }
+    may_create(t, &dir)?;
+    let (uid, gid) = new_owner(t, &stat_of(&dir)?);
+    let perm = mode & 0o7777 & !t.fs().umask;
+    let inode = dir.inode().create_unnamed(perm, uid, gid, flags & O_EXCL == 0)?;
+    let ino = inode.stat()?.st_ino;
+    let d = dir.unnamed(format!("#{ino}").as_bytes(), inode);
+    open_dentry(t, d, flags & !(O_TMPFILE | O_EXCL), true)
+}
+
 pub fn creat(t: &mut Task, a: &Args) -> SysResult {
     use rvisor_syscalls::flags::open::{O_CREAT, O_TRUNC, O_WRONLY};
     let path = t.copy_in_path(a[0])?;
@@ -296,6 +319,7 @@ fn do_symlinkat(t: &mut Task, target_addr: u64, dirfd: i32, path_addr: u64) -> S
     let name = check_create(t, &p, false)?;
     let (uid, gid) = new_owner(t, &stat_of(&p.dir)?);
     p.dir.inode().symlink(name, &target, uid, gid)?;
+    crate::vfs::inotify::dir_event(&p.dir, name, IN_CREATE, 0, false);
     Ok(0)
 }
 
@@ -325,6 +349,7 @@ fn do_mknodat(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, dev: u64) -> 
     let (uid, gid) = new_owner(t, &stat_of(&p.dir)?);
     let perm = mode & 0o7777 & !t.fs().umask;
     p.dir.inode().mknod(name, ftype | perm, dev, uid, gid)?;
+    crate::vfs::inotify::dir_event(&p.dir, name, IN_CREATE, 0, false);
     Ok(0)
 }
 
@@ -387,6 +412,7 @@ fn do_linkat(t: &mut Task, olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr
         return Err(Errno::EPERM);
     }
     p.dir.inode().link(name, src.inode())?;
+    crate::vfs::inotify::linked(&p.dir, name, &src);
     Ok(0)
 }
 
@@ -526,7 +552,7 @@ fn do_renameat2(t: &mut Task, olddirfd: i32, old_addr: u64, newdirfd: i32, new_a
     }
     op.dir.inode().rename(old_name, np.dir.inode(), new_name, flags)?;
     Dentry::move_child(&op.dir, old_name, &np.dir, new_name, exchange);
-    crate::vfs::inotify::renamed(&op.dir, old_name, &np.dir, new_name, &src, dst.as_deref());
+    crate::vfs::inotify::renamed(&op.dir, old_name, &np.dir, new_name, &src, dst.as_ref());
     Ok(0)
 }
 
@@ -565,6 +591,7 @@ pub fn truncate(t: &mut Task, a: &Args) -> SysResult {
     may_access(t, &stat_of(&d)?, false, true, false, false)?;
     crate::vfs::permission::remove_privs(&t.creds, &d)?;
     inode.truncate(len as u64)?;
+    crate::vfs::inotify::file_event(&d, IN_MODIFY);
     Ok(0)
 }
 
@@ -583,6 +610,7 @@ pub fn ftruncate(t: &mut Task, a: &Args) -> SysResult {
     }
     crate::vfs::permission::remove_privs(&t.creds, d)?;
     d.inode().truncate(len as u64)?;
+    crate::vfs::inotify::file_event(d, IN_MODIFY);
     Ok(0)
 }
 

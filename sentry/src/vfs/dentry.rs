@@ -144,6 +144,12 @@ impl Dentry {
         d
     }
 
+    /// A dentry for `inode`, a file of this directory that no name leads to (O_TMPFILE):
+    /// its path reads as this directory's plus `name`, and the cache never holds it.
+    pub fn unnamed(self: &Arc<Self>, name: &[u8], inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        Dentry::new(name, Some(Arc::downgrade(self)), inode, false, self.mnt_flags.clone())
+    }
+
     /// Drops the cached child `name` (after the filesystem removed or replaced it). Open
     /// files keep their dentries; they are just no longer found by name.
     pub fn forget(&self, name: &[u8]) {

@@ -328,6 +328,10 @@ impl Drop for Epoll {
 }
 
 impl FileImpl for Epoll {
+    fn anon_name(&self) -> Option<&'static str> {
+        Some("[eventpoll]")
+    }
+
     fn into_any(self: Arc<Self>) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         Some(self)
     }

@@ -82,6 +82,10 @@ impl EventFd {
 }
 
 impl FileImpl for EventFd {
+    fn anon_name(&self) -> Option<&'static str> {
+        Some("[eventfd]")
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64, flags: u32) -> Result<usize, Errno> {
         if buf.len() < 8 {
             return Err(Errno::EINVAL);

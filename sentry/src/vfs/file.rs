@@ -72,6 +72,11 @@ pub trait FileImpl: Send + Sync {
     fn shared_memory(&self) -> Option<Arc<crate::mm::SharedMemory>> {
         None
     }
+    /// For an anonymous-inode file (eventfd, epoll, ...): what /proc/PID/fd/N reads as
+    /// after `anon_inode:`, as Linux names it (`[eventfd]`, `inotify`, ...).
+    fn anon_name(&self) -> Option<&'static str> {
+        None
+    }
     /// F_GETPIPE_SZ: the capacity in bytes of a pipe; `None` (EBADF) for other files.
     fn pipe_size(&self) -> Option<usize> {
         None
@@ -235,6 +240,9 @@ impl Drop for FileDescription {
         if let (Some(d), true) = (&self.dentry, super::inotify::active() && !path_only) {
             use rvisor_syscalls::fdkinds::inotify::{IN_CLOSE_NOWRITE, IN_CLOSE_WRITE};
             super::inotify::file_event(d, if self.writable() { IN_CLOSE_WRITE } else { IN_CLOSE_NOWRITE });
+        }
+        if let Some(d) = &self.dentry {
+            super::inotify::closed(d);
         }
     }
 }

@@ -122,6 +122,13 @@ pub trait Inode: Send + Sync {
     fn create(&self, _name: &[u8], _mode: u32, _uid: u32, _gid: u32) -> Result<Arc<dyn Inode>, Errno> {
         Err(self.refuse())
     }
+    /// Creates an unnamed regular file in this directory (open(2) with O_TMPFILE), with
+    /// permission bits `mode` (umask applied), owner `uid`/`gid` and no links. `linkable`:
+    /// linkat may give it a name later (O_TMPFILE without O_EXCL; Linux's I_LINKABLE).
+    /// EOPNOTSUPP on filesystems without unnamed files.
+    fn create_unnamed(&self, _mode: u32, _uid: u32, _gid: u32, _linkable: bool) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
     /// Creates the directory `name` (as [`Self::create`]).
     fn mkdir(&self, _name: &[u8], _mode: u32, _uid: u32, _gid: u32) -> Result<Arc<dyn Inode>, Errno> {
         Err(self.refuse())

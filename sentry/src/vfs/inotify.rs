@@ -56,8 +56,10 @@ pub fn active() -> bool {
 }
 
 struct Watch {
-    /// Keeps the watched inode (and so its key) alive while the watch exists.
-    _dentry: Arc<Dentry>,
+    /// Keeps the watched inode (and so its key) alive while the watch exists. The inode,
+    /// not the dentry: whether a removed file's dentry is still held (open) decides when
+    /// IN_DELETE_SELF comes, and a watch must not count.
+    _inode: Arc<dyn super::Inode>,
     key: usize,
     mask: u32,
 }
@@ -145,7 +147,7 @@ impl Inotify {
         st.watches.insert(
             wd,
             Watch {
-                _dentry: dentry,
+                _inode: dentry.inode().clone(),
                 key,
                 mask: mask & keep,
             },
@@ -217,6 +219,19 @@ impl Inotify {
     /// Reports `mask` to this instance's watch on `key`, if it wants it. Returns whether a
     /// one-shot watch fired (and must go).
     fn deliver(self: &Arc<Self>, key: usize, mask: u32, cookie: u32, name: &[u8]) {
+        self.deliver_unless_unlinked(key, mask, cookie, name, None)
+    }
+
+    /// [`Self::deliver`] of an event on an open file: an IN_EXCL_UNLINK watch skips it
+    /// when `unlinked` says the file has no name left.
+    fn deliver_unless_unlinked(
+        self: &Arc<Self>,
+        key: usize,
+        mask: u32,
+        cookie: u32,
+        name: &[u8],
+        unlinked: Option<&dyn Fn() -> bool>,
+    ) {
         let (wd, oneshot) = {
             let st = self.lock();
             let Some(&wd) = st.by_key.get(&key) else {
@@ -227,7 +242,18 @@ impl Inotify {
             if wanted == 0 && mask & (IN_IGNORED | IN_Q_OVERFLOW) == 0 {
                 return;
             }
-            (wd, w.mask & IN_ONESHOT != 0)
+            let excl = w.mask & IN_EXCL_UNLINK != 0;
+            drop(st);
+            if excl && unlinked.is_some_and(|f| f()) {
+                return;
+            }
+            (
+                wd,
+                self.lock()
+                    .watches
+                    .get(&wd)
+                    .is_some_and(|w| w.mask & IN_ONESHOT != 0),
+            )
         };
         self.push(Event {
             wd,
@@ -333,14 +359,23 @@ pub fn file_event(d: &Dentry, mask: u32) {
         return;
     }
     let mask = mask | isdir(d);
-    for i in watchers(key_of(d)) {
-        i.deliver(key_of(d), mask, 0, b"");
-    }
+    // Whether the file has no name left (asked only by IN_EXCL_UNLINK watches, once).
+    let gone = std::cell::OnceCell::new();
+    let unlinked = || {
+        *gone.get_or_init(|| {
+            !d.inode().is_dir() && d.inode().stat().map_or(true, |s| s.st_nlink == 0)
+        })
+    };
+    // The parent's watches first, as Linux reports an event to a group's parent mark
+    // before its mark on the file.
     if let Some(p) = d.parent().filter(|p| !std::ptr::eq(Arc::as_ptr(p), d)) {
         let name = d.name();
         for i in watchers(key_of(&p)) {
-            i.deliver(key_of(&p), mask, 0, &name);
+            i.deliver_unless_unlinked(key_of(&p), mask, 0, &name, Some(&unlinked));
         }
+    }
+    for i in watchers(key_of(d)) {
+        i.deliver_unless_unlinked(key_of(d), mask, 0, b"", Some(&unlinked));
     }
 }
 
@@ -373,7 +408,10 @@ pub fn self_event(d: &Dentry, mask: u32) {
 /// After `victim`, the entry `name` of `dir`, was unlinked or removed: the victim's link
 /// count changed (IN_ATTRIB) or it is gone (IN_DELETE_SELF), and the directory lost an
 /// entry (IN_DELETE).
-pub fn removed(dir: &Arc<Dentry>, name: &[u8], victim: &Dentry) {
+///
+/// As in Linux, IN_DELETE_SELF waits while the victim is still open (or otherwise in use):
+/// it comes when its last open file is closed ([`closed`]).
+pub fn removed(dir: &Arc<Dentry>, name: &[u8], victim: &Arc<Dentry>) {
     if !active() {
         return;
     }
@@ -381,10 +419,59 @@ pub fn removed(dir: &Arc<Dentry>, name: &[u8], victim: &Dentry) {
     if !is_dir {
         file_event_self_only(victim, IN_ATTRIB);
     }
-    if is_gone(victim) {
-        self_event(victim, IN_DELETE_SELF);
-    }
+    delete_self_when_unused(victim);
     dir_event(dir, name, IN_DELETE, 0, is_dir);
+}
+
+/// Dentries whose inode lost its last link while open: IN_DELETE_SELF is due at their
+/// last close. Keyed by the dentry's address; the weak reference tells a dead entry.
+fn pending_deletes() -> MutexGuard<'static, HashMap<usize, Weak<Dentry>>> {
+    static P: OnceLock<Mutex<HashMap<usize, Weak<Dentry>>>> = OnceLock::new();
+    P.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// After `victim` (held by the caller, one reference) lost a link: IN_DELETE_SELF now if
+/// it has no link left and nothing else holds it, else at its last close.
+fn delete_self_when_unused(victim: &Arc<Dentry>) {
+    if !is_gone(victim) {
+        return;
+    }
+    if Arc::strong_count(victim) <= 1 {
+        self_event(victim, IN_DELETE_SELF);
+        return;
+    }
+    let mut p = pending_deletes();
+    if p.len() >= 64 {
+        p.retain(|_, w| w.strong_count() > 0);
+    }
+    p.insert(Arc::as_ptr(victim) as usize, Arc::downgrade(victim));
+}
+
+/// An open file of `d` is being closed (its description holds `d` until this returns):
+/// the IN_DELETE_SELF of a removed file comes when the last one goes.
+pub fn closed(d: &Arc<Dentry>) {
+    if !active() || Arc::strong_count(d) > 1 {
+        return;
+    }
+    let due = pending_deletes()
+        .remove(&(Arc::as_ptr(d) as usize))
+        .is_some();
+    if due && is_gone(d) {
+        self_event(d, IN_DELETE_SELF);
+    }
+}
+
+/// After `src` got the new name `name` in `dir` (link, linkat): its link count changed
+/// (IN_ATTRIB, to watches on the file only, as Linux's `fsnotify_link_count`) and the
+/// directory has a new entry (IN_CREATE).
+pub fn linked(dir: &Arc<Dentry>, name: &[u8], src: &Dentry) {
+    if !active() {
+        return;
+    }
+    file_event_self_only(src, IN_ATTRIB);
+    dir_event(dir, name, IN_CREATE, 0, false);
 }
 
 /// After a rename of `src` from `old_name` of `old_dir` to `new_name` of `new_dir`,
@@ -395,7 +482,7 @@ pub fn renamed(
     new_dir: &Arc<Dentry>,
     new_name: &[u8],
     src: &Dentry,
-    replaced: Option<&Dentry>,
+    replaced: Option<&Arc<Dentry>>,
 ) {
     if !active() {
         return;
@@ -404,11 +491,13 @@ pub fn renamed(
     let cookie = new_cookie();
     dir_event(old_dir, old_name, IN_MOVED_FROM, cookie, is_dir);
     dir_event(new_dir, new_name, IN_MOVED_TO, cookie, is_dir);
+    if let Some(r) = replaced.filter(|r| !r.inode().is_dir()) {
+        // Its link count changed (Linux's fsnotify_move).
+        file_event_self_only(r, IN_ATTRIB);
+    }
     self_event(src, IN_MOVE_SELF);
     if let Some(r) = replaced {
-        if is_gone(r) {
-            self_event(r, IN_DELETE_SELF);
-        }
+        delete_self_when_unused(r);
     }
 }
 
@@ -433,6 +522,10 @@ pub struct InotifyFile(pub Arc<Inotify>);
 const FIONREAD: u32 = 0x541b;
 
 impl FileImpl for InotifyFile {
+    fn anon_name(&self) -> Option<&'static str> {
+        Some("inotify")
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64, flags: u32) -> Result<usize, Errno> {
         match self.0.take_events(buf) {
             Some(r) => r,

@@ -159,6 +159,10 @@ pub fn record_of(info: &SignalInfo) -> SignalfdSiginfo {
 pub struct SignalFile(pub Arc<SignalFd>);
 
 impl FileImpl for SignalFile {
+    fn anon_name(&self) -> Option<&'static str> {
+        Some("[signalfd]")
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64, flags: u32) -> Result<usize, Errno> {
         let max = buf.len() / SIGINFO_SIZE;
         if max == 0 {

@@ -163,6 +163,10 @@ impl TimerFd {
 pub struct TimerFile(pub Arc<TimerFd>);
 
 impl FileImpl for TimerFile {
+    fn anon_name(&self) -> Option<&'static str> {
+        Some("[timerfd]")
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64, flags: u32) -> Result<usize, Errno> {
         if buf.len() < 8 {
             return Err(Errno::EINVAL);

@@ -60,6 +60,137 @@ pub fn attach(kernel: &Arc<Kernel>, sock: OwnedFd) -> std::io::Result<(ConsoleBr
     Ok((bridge, file))
 }
 
+/// Creates a terminal for a process that will lead session `sid` and bridges its master to
+/// `host`, a host terminal (the replica of a pty the CLI made, whose master went to the
+/// console socket). The host side is put in raw mode: the sandbox's own line discipline
+/// does the editing. The window size follows the host terminal's (read at start and
+/// checked whenever the input side is idle). `console`: this is the sandbox's console
+/// (init's terminal). Returns the bridge and the replica's open file for fds 0, 1 and 2.
+pub fn attach_host_tty(kernel: &Arc<Kernel>, host: OwnedFd, sid: i32, console: bool) -> std::io::Result<(ConsoleBridge, Arc<FileDescription>)> {
+    let uid_gid = super::replica_owner();
+    let master = kernel
+        .devpts
+        .new_pair(Arc::downgrade(kernel), uid_gid.0, uid_gid.1)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
+    let tty = master.tty.clone();
+    tty.set_locked(false);
+    tty.make_controlling(sid, sid);
+    if console {
+        kernel.devpts.set_console(tty.clone());
+    }
+    make_raw(&host);
+    if let Some(ws) = host_winsize(&host) {
+        tty.set_winsize(ws);
+    }
+    let replica = PtyReplica::open(&tty);
+    let file = FileDescription::new(replica, None, rvisor_syscalls::flags::open::O_RDWR);
+    let output = host.try_clone()?;
+    let m = master.clone();
+    std::thread::Builder::new().name("console-in".into()).spawn(move || host_input(m, host))?;
+    let out_thread = std::thread::Builder::new().name("console-out".into()).spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = match master.tty.master_read(&mut buf, false) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if write_all(&output, &buf[..n]).is_err() {
+                break;
+            }
+        }
+    })?;
+    Ok((ConsoleBridge { tty, output: Some(out_thread) }, file))
+}
+
+/// Copies keystrokes from the host terminal into `m`, and its window size when it changes.
+fn host_input(m: Arc<PtyMaster>, host: OwnedFd) {
+    let mut buf = vec![0u8; 4096];
+    let mut last = host_winsize(&host);
+    loop {
+        let mut pfd = libc::pollfd { fd: host.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: `pfd` is one live pollfd, as the count says.
+        let r = unsafe { libc::poll(&mut pfd, 1, 250) };
+        let ws = host_winsize(&host);
+        if ws.is_some() && ws != last {
+            if let Some(w) = ws {
+                m.tty.set_winsize(w);
+            }
+            last = ws;
+        }
+        if r < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        if r == 0 || pfd.revents == 0 {
+            continue;
+        }
+        // SAFETY: `buf` is a live exclusive slice of the length passed.
+        let n = unsafe { libc::read(host.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        let mut data = &buf[..n as usize];
+        while !data.is_empty() {
+            match m.tty.master_write(data, false) {
+                Ok(k) => data = &data[k..],
+                Err(Errno::EAGAIN) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+    tracing::debug!("host terminal closed: hanging up the sandbox's");
+    m.tty.hang_up();
+}
+
+/// The window size of host terminal `fd`.
+fn host_winsize(fd: &OwnedFd) -> Option<Winsize> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the live local passed.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some(Winsize { ws_row: ws.ws_row, ws_col: ws.ws_col, ws_xpixel: ws.ws_xpixel, ws_ypixel: ws.ws_ypixel })
+}
+
+/// Puts host terminal `fd` in raw mode (no echo, no line editing, no signals).
+fn make_raw(fd: &OwnedFd) {
+    // SAFETY: an all-zero termios is a valid value for tcgetattr to overwrite.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: tcgetattr writes one termios into the live local; cfmakeraw edits it in
+    // place; tcsetattr only reads it.
+    unsafe {
+        if libc::tcgetattr(fd.as_raw_fd(), &mut t) == 0 {
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t);
+        }
+    }
+}
+
+fn write_all(fd: &OwnedFd, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: `data` is a live slice of the length passed.
+        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// Whether host fd `fd` is a terminal.
+pub fn is_host_tty(fd: &OwnedFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
+}
+
 /// Keystrokes for the terminal.
 pub const PKT_DATA: u8 = 0;
 /// A new window size.

@@ -385,6 +385,10 @@ impl Inode for OverlayInode {
             .add_child(name, S_IFREG | (mode & 0o7777), uid, gid, NewNode::Plain)?)
     }
 
+    fn create_unnamed(&self, mode: u32, uid: u32, gid: u32, linkable: bool) -> Result<Arc<dyn Inode>, Errno> {
+        Ok(self.arc()?.add_unnamed(mode & 0o7777, uid, gid, linkable)?)
+    }
+
     fn mkdir(&self, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
         Ok(self
             .arc()?

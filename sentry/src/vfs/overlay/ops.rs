@@ -65,6 +65,26 @@ impl OverlayInode {
         Ok(node)
     }
 
+    /// A regular file without a name (O_TMPFILE), created in the upper layer: this
+    /// directory is copied up first, as for any file created in it.
+    pub(super) fn add_unnamed(
+        self: &Arc<Self>,
+        perm: u32,
+        uid: u32,
+        gid: u32,
+        linkable: bool,
+    ) -> Result<Arc<OverlayInode>, Errno> {
+        let ns = self.fs.ns();
+        if self.is_detached() {
+            return Err(Errno::ENOENT);
+        }
+        let dir = self.copy_up(true, &ns)?.clone();
+        let up = dir.create_unnamed(perm, uid, gid, linkable)?;
+        let node = OverlayInode::new(&self.fs, S_IFREG, None, Link::Detached);
+        node.set_upper(up)?;
+        Ok(node)
+    }
+
     /// Adds the name `name` for `target` (copied up first: hard links of lower files are
     /// separate copies per name until linked in the upper layer).
     pub(super) fn add_link(

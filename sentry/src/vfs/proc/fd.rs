@@ -53,24 +53,29 @@ fn path_of(k: &Kernel, d: &Arc<Dentry>) -> Vec<u8> {
     d.path_from(&reader_root(k)).or_else(|| d.path_from(k.vfs.root())).unwrap_or_else(|| d.name())
 }
 
-/// What fd/N reads as: the path of a file with a name, `pipe:[ino]`, `socket:[ino]` or
-/// `anon_inode:[...]` for the others.
+/// What fd/N reads as: the path of a file with a name (` (deleted)` once it has no link
+/// left; `/NAME` for a file of an unmounted filesystem, such as a memfd), `pipe:[ino]`,
+/// `socket:[ino]` or `anon_inode:...` for the others.
 fn describe(k: &Kernel, f: &FileDescription) -> Vec<u8> {
     if let Some(d) = f.dentry() {
-        return path_of(k, d);
+        let mut p = d.path_from(&reader_root(k)).or_else(|| d.path_from(k.vfs.root())).unwrap_or_else(|| {
+            let mut p = b"/".to_vec();
+            p.extend_from_slice(&d.name());
+            p
+        });
+        if d.inode().stat().is_ok_and(|st| st.st_nlink == 0) {
+            p.extend_from_slice(b" (deleted)");
+        }
+        return p;
+    }
+    if let Some(name) = f.imp().anon_name() {
+        return format!("anon_inode:{name}").into_bytes();
     }
     let st = f.imp().stat().unwrap_or_default();
     match st.st_mode & S_IFMT {
         S_IFIFO => format!("pipe:[{}]", st.st_ino).into_bytes(),
         S_IFSOCK => format!("socket:[{}]", st.st_ino).into_bytes(),
-        0 => {
-            let kind = if f.imp().clone().into_any().is_some_and(|a| a.downcast::<crate::vfs::epoll::Epoll>().is_ok()) {
-                "eventpoll"
-            } else {
-                "anon"
-            };
-            format!("anon_inode:[{kind}]").into_bytes()
-        }
+        0 => b"anon_inode:[anon]".to_vec(),
         S_IFCHR => {
             let (major, minor) = ((st.st_rdev >> 8) & 0xfff, (st.st_rdev & 0xff) | ((st.st_rdev >> 12) & 0xfff00));
             match (major, minor) {

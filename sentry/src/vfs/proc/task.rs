@@ -23,7 +23,11 @@ const PAGE_KB: u64 = 4;
 /// Generates `f` for `target`.
 pub fn generate(k: &Arc<Kernel>, target: Target, f: TaskFile) -> Result<Vec<u8>, Errno> {
     let (tg, h) = resolve(k, target).ok_or(Errno::ENOENT)?;
-    let info = h.as_ref().map(|h| h.proc_info()).unwrap_or_default();
+    let info = h.as_ref().map(|h| h.proc_info()).unwrap_or_else(|| TaskProcInfo {
+        // A zombie: only its name is left.
+        comm: tg.exited_comm.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        ..TaskProcInfo::default()
+    });
     Ok(match f {
         TaskFile::Stat => stat(k, &tg, h.as_ref(), &info, target).into_bytes(),
         TaskFile::Status => status(k, &tg, h.as_ref(), &info, target).into_bytes(),
@@ -313,12 +317,11 @@ fn status(k: &Kernel, tg: &ThreadGroup, h: Option<&Arc<TaskHandle>>, info: &Task
     let _ = writeln!(o, "SigBlk:\t{:016x}", s.blocked);
     let _ = writeln!(o, "SigIgn:\t{:016x}", s.ignored);
     let _ = writeln!(o, "SigCgt:\t{:016x}", s.caught);
-    let caps = if c.euid == 0 { 0x1ff_ffff_ffffu64 } else { 0 };
-    let _ = writeln!(o, "CapInh:\t{:016x}", 0);
-    let _ = writeln!(o, "CapPrm:\t{caps:016x}");
-    let _ = writeln!(o, "CapEff:\t{caps:016x}");
-    let _ = writeln!(o, "CapBnd:\t{:016x}", 0x1ff_ffff_ffffu64);
-    let _ = writeln!(o, "CapAmb:\t{:016x}", 0);
+    let _ = writeln!(o, "CapInh:\t{:016x}", c.caps.inheritable);
+    let _ = writeln!(o, "CapPrm:\t{:016x}", c.caps.permitted);
+    let _ = writeln!(o, "CapEff:\t{:016x}", c.caps.effective);
+    let _ = writeln!(o, "CapBnd:\t{:016x}", c.caps.bounding);
+    let _ = writeln!(o, "CapAmb:\t{:016x}", c.caps.ambient);
     let _ = writeln!(o, "NoNewPrivs:\t0");
     let _ = writeln!(o, "Seccomp:\t0");
     let _ = writeln!(o, "Seccomp_filters:\t0");

@@ -85,6 +85,24 @@ impl TmpfsInode {
         Ok(node)
     }
 
+    /// A new regular file of `mode` that no directory names (O_TMPFILE): it lives while
+    /// open, and linkat may name it if `linkable`.
+    pub(super) fn add_unnamed(&self, mode: u32, uid: u32, gid: u32, linkable: bool) -> Result<Arc<TmpfsInode>, Errno> {
+        let _ns = self.fs.ns();
+        let d = lock(self.dir()?);
+        if d.dead {
+            return Err(Errno::ENOENT);
+        }
+        self.fs.acct.may_add_inode(self.fs.inodes.load(std::sync::atomic::Ordering::Relaxed))?;
+        let node = self.fs.new_inode(mode, uid, gid, Weak::new(), b"");
+        {
+            let mut m = node.meta();
+            m.nlink = 0;
+            m.linkable = linkable;
+        }
+        Ok(node)
+    }
+
     /// Adds the name `name` for the existing non-directory `target`.
     pub(super) fn add_link(&self, name: &[u8], target: Arc<TmpfsInode>) -> Result<(), Errno> {
         if target.ftype == S_IFDIR {
@@ -100,10 +118,11 @@ impl TmpfsInode {
         }
         {
             let mut m = target.meta();
-            if m.nlink == 0 {
-                // An unlinked file cannot get a name back (no O_TMPFILE here).
+            if m.nlink == 0 && !m.linkable {
+                // An unlinked file cannot get a name back; an O_TMPFILE file can, once.
                 return Err(Errno::ENOENT);
             }
+            m.linkable = false;
             m.nlink += 1;
             m.ctime = now();
         }

@@ -118,7 +118,7 @@ impl Tmpfs {
             ino: self.next_ino.fetch_add(1, Ordering::Relaxed),
             ftype,
             parent: Mutex::new(parent),
-            meta: Mutex::new(Meta { mode, uid, gid, nlink, atime: t, mtime: t, ctime: t }),
+            meta: Mutex::new(Meta { mode, uid, gid, nlink, linkable: false, atime: t, mtime: t, ctime: t }),
             xattrs: Mutex::new(xattr::Xattrs::default()),
             kind,
         })
@@ -133,6 +133,8 @@ struct Meta {
     uid: u32,
     gid: u32,
     nlink: u64,
+    /// An unnamed file (O_TMPFILE without O_EXCL) that linkat may still give a name.
+    linkable: bool,
     atime: Timespec,
     mtime: Timespec,
     ctime: Timespec,
@@ -334,6 +336,10 @@ impl Inode for TmpfsInode {
 
     fn create(&self, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
         Ok(self.add_node(name, S_IFREG | (mode & 0o7777), uid, gid, None)?)
+    }
+
+    fn create_unnamed(&self, mode: u32, uid: u32, gid: u32, linkable: bool) -> Result<Arc<dyn Inode>, Errno> {
+        Ok(self.add_unnamed(S_IFREG | (mode & 0o7777), uid, gid, linkable)?)
     }
 
     fn mkdir(&self, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {

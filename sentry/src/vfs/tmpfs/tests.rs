@@ -282,3 +282,21 @@ fn dentry_cache_follows_renames_and_removals() {
     let d = a.instantiate(b"new", f);
     assert!(Arc::ptr_eq(&a.child(b"new").unwrap(), &d));
 }
+
+#[test]
+fn unnamed_files_have_no_link_until_linked_once_unless_not_linkable() {
+    let (root, _mf) = fs();
+    let tmp = root.create_unnamed(0o600, 0, 0, true).unwrap();
+    assert_eq!(nlink(&tmp), 0);
+    assert_eq!(names(&root), [".", ".."]);
+    root.link(b"a", &tmp).unwrap();
+    assert_eq!(nlink(&tmp), 1);
+    assert_eq!(names(&root), [".", "..", "a"]);
+    // Unlinked again, it cannot come back: linkable was for the first link only.
+    root.unlink(b"a").unwrap();
+    assert_eq!(root.link(b"b", &tmp), Err(Errno::ENOENT));
+    let excl = root.create_unnamed(0o600, 0, 0, false).unwrap();
+    assert_eq!(root.link(b"c", &excl), Err(Errno::ENOENT));
+    let file = root.create(b"f", 0o644, 0, 0).unwrap();
+    assert_eq!(file.create_unnamed(0o600, 0, 0, true).err(), Some(Errno::ENOTDIR));
+}
