@@ -42,12 +42,18 @@ pub fn run(g: &crate::GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
         None => InitStdio::Inherit,
     };
     lifecycle::create(g, &args.id, &args.bundle, args.pid_file.as_deref(), stdio)?;
-    let started = lifecycle::start(g, &args.id);
     if args.detach {
-        started?;
+        lifecycle::start(g, &args.id)?;
         return Ok(0);
     }
-    let code = match started.and_then(|()| control::call(&g.root, &args.id, &Request::Wait { pid: 1 })) {
+    // The wait goes out before the start: a command that exits at once must not end the
+    // sandbox before anyone asked for its status.
+    let waiter = control::Conn::connect(&state::control_socket(&g.root, &args.id)).and_then(|mut c| {
+        c.send(&Request::Wait { pid: 1 }, &[])?;
+        Ok(c)
+    });
+    let started = waiter.and_then(|w| lifecycle::start(g, &args.id).map(|()| w));
+    let code = match started.and_then(|mut w| w.receive()) {
         Ok(Response::Exited { status }) => util::status_code(status),
         Ok(other) => {
             eprintln!("rvisor: run: unexpected answer {other:?}");

@@ -20,7 +20,17 @@ impl Conn {
 
     /// Sends a request and returns the response; an `Error` response is an error.
     pub fn call(&mut self, req: &Request, fds: &[BorrowedFd<'_>]) -> anyhow::Result<Response> {
-        send_message(&self.sock, &encode(req)?, fds).context("control request")?;
+        self.send(req, fds)?;
+        self.receive()
+    }
+
+    /// Sends a request without waiting for its answer (see [`Self::receive`]).
+    pub fn send(&mut self, req: &Request, fds: &[BorrowedFd<'_>]) -> anyhow::Result<()> {
+        send_message(&self.sock, &encode(req)?, fds).context("control request")
+    }
+
+    /// The answer to the request sent last; an `Error` response is an error.
+    pub fn receive(&mut self) -> anyhow::Result<Response> {
         let (body, _) = recv_message(&self.sock).context("control response")?.context("the sandbox closed the control connection")?;
         match decode_response(&body).context("control response")? {
             Response::Error { errno, message } => bail!("{message} (errno {errno})"),

@@ -124,7 +124,18 @@ fn make_mount_point(k: &Kernel, path: &str, file: bool) -> Result<Arc<Dentry>, E
                 let inode = if last && file {
                     cur.inode().create(name.as_bytes(), 0o644, 0, 0)?
                 } else {
-                    cur.inode().mkdir(name.as_bytes(), 0o755, 0, 0)?
+                    match cur.inode().mkdir(name.as_bytes(), 0o755, 0, 0) {
+                        Ok(inode) => inode,
+                        // A filesystem that holds no directories of its own (devfs, sysfs):
+                        // the mount point exists only in the dentry tree, as an empty
+                        // directory under the mount.
+                        Err(Errno::EPERM) | Err(Errno::EROFS) | Err(Errno::EOPNOTSUPP) => crate::vfs::synthetic::build(
+                            0x7,
+                            rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC,
+                            crate::vfs::synthetic::Node::Dir(vec![]),
+                        ),
+                        Err(e) => return Err(e),
+                    }
                 };
                 cur.instantiate(name.as_bytes(), inode)
             }
@@ -185,6 +196,13 @@ pub fn apply(
         let dest = m.destination.as_str();
         if !dest.starts_with('/') {
             return Err(merr(dest, "the destination must be an absolute path"));
+        }
+        // The sandbox's /dev is already an in-memory devfs (listed as tmpfs, with the
+        // standard devices, /dev/pts and /dev/shm), which is what runc builds from the
+        // tmpfs every OCI spec mounts there: keep it rather than hide the devices.
+        if matches!(m.kind, MountKind::Tmpfs) && dest.trim_end_matches('/') == "/dev" {
+            tracing::debug!("keeping the sandbox's devfs at /dev");
+            continue;
         }
         let flags = mount_flags(&m.options);
         let data = fs_options(&m.options);

@@ -50,10 +50,11 @@ impl ServerState {
         self.start_gate.set(true);
     }
 
-    /// After init exited: gives answers to pending `Wait`s for it a moment to go out.
+    /// After init exited: gives answers to pending `Wait`s for it, and requests on open
+    /// connections not read yet (a `Wait` sent just before `Start`), a moment to go out.
     pub fn drain_init_waiters(&self) {
         for _ in 0..200 {
-            if self.init_waiters.load(Ordering::SeqCst) == 0 {
+            if self.init_waiters.load(Ordering::SeqCst) == 0 && self.connections.load(Ordering::SeqCst) == 0 {
                 return;
             }
             std::thread::sleep(Duration::from_millis(5));
