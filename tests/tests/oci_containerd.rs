@@ -106,10 +106,27 @@ fn containerd_runs_containers_through_the_runc_shim() {
     assert!(String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().is_ok());
     assert!(ctr(&d, &["task", "kill", "-s", "SIGTERM", "c2"]).status.success());
     assert_eq!(runner.wait().unwrap().code(), Some(143));
+    // A foreground `ctr run` deletes its task when it ends; the container stays.
     let ls = ctr(&d, &["task", "ls"]);
-    assert!(String::from_utf8_lossy(&ls.stdout).lines().any(|l| l.starts_with("c2") && l.contains("STOPPED")));
-    assert!(ctr(&d, &["task", "rm", "c2"]).status.success());
+    assert!(!String::from_utf8_lossy(&ls.stdout).lines().any(|l| l.starts_with("c2 ")), "{}", String::from_utf8_lossy(&ls.stdout));
     assert!(ctr(&d, &["container", "rm", "c2"]).status.success());
+
+    // 2b. A detached task shows RUNNING, then STOPPED once killed, until it is deleted.
+    let o = ctr(&d, &["run", "-d", "--runc-binary", rv, img, "c4", "sh", "-c", "while true; do sleep 1; done"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let task_state = |d: &Containerd| {
+        let ls = ctr(d, &["task", "ls"]);
+        String::from_utf8_lossy(&ls.stdout).lines().find(|l| l.starts_with("c4 ")).map(|l| l.split_whitespace().last().unwrap_or("").to_string())
+    };
+    assert_eq!(task_state(&d).as_deref(), Some("RUNNING"));
+    assert!(ctr(&d, &["task", "kill", "-s", "SIGKILL", "c4"]).status.success());
+    let deadline = std::time::Instant::now() + rvisor_tests::timeout();
+    while task_state(&d).as_deref() != Some("STOPPED") {
+        assert!(std::time::Instant::now() < deadline, "c4 never showed STOPPED: {:?}", task_state(&d));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ctr(&d, &["task", "rm", "c4"]).status.success());
+    assert!(ctr(&d, &["container", "rm", "c4"]).status.success());
 
     // 3. A terminal, under script(1).
     let o = Command::new("timeout")
@@ -130,7 +147,7 @@ fn containerd_runs_containers_through_the_runc_shim() {
         .collect();
     assert!(left.is_empty(), "{}", rvisor_tests::describe_processes(&left));
     for cg in ["memory", "pids", "cpu"] {
-        for id in ["c1", "c2", "c3"] {
+        for id in ["c1", "c2", "c3", "c4"] {
             assert!(!Path::new(&format!("/sys/fs/cgroup/{cg}/default/{id}")).exists(), "cgroup {cg}/default/{id} left");
         }
     }
