@@ -10,9 +10,14 @@
 //! - `fork+exec+wait`: a guest spawning `/bin/true` and `python3 -c pass` and waiting;
 //! - `create+write4k+close+unlink`: file creation in /tmp and in a directory of the root
 //!   filesystem (the overlay's upper layer in rvisor by default);
-//! - `stat`: a path lookup of a file of the root filesystem.
+//! - `stat`: a path lookup of a file of the root filesystem;
+//! - `container run /bin/true`: `RUNTIME run --bundle B ID` of an OCI bundle whose process
+//!   is a static `/bin/true`, median wall time of the whole invocation; its "native" column
+//!   is runc (see `container.rs`).
 //!
 //! Usage: `cargo run --release -p rvisor-bench [-- --iterations N] [--runs M]`
+
+mod container;
 
 use anyhow::{bail, Context, Result};
 use std::os::unix::process::CommandExt;
@@ -348,6 +353,7 @@ fn try_main() -> Result<()> {
     let spawn = build_workload(&c_dir.join("spawn.c"), &work_dir)?;
     let file_create = build_workload(&c_dir.join("file_create.c"), &work_dir)?;
     let stat = build_workload(&c_dir.join("stat.c"), &work_dir)?;
+    let true_exe = build_workload(&c_dir.join("true.c"), &work_dir)?;
 
     // A 16 KiB file for the file workload, visible to both sandboxes (they see the host's /).
     let data_dir = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
@@ -360,7 +366,14 @@ fn try_main() -> Result<()> {
     // A directory of the root filesystem that is not /tmp, for file creation there.
     let root_dir = work_dir.join(format!("create-{}", std::process::id()));
     std::fs::create_dir_all(&root_dir)?;
-    let w = Workloads { getppid, file_read, spawn, file_create, stat };
+    let w = Workloads {
+        getppid,
+        file_read,
+        spawn,
+        file_create,
+        stat,
+        true_exe,
+    };
     let result = bench(&opts, &exe_dir, &w, &data, &root_dir);
     let _ = std::fs::remove_dir_all(&data_dir);
     let _ = std::fs::remove_dir_all(&root_dir);
@@ -374,6 +387,7 @@ struct Workloads {
     spawn: PathBuf,
     file_create: PathBuf,
     stat: PathBuf,
+    true_exe: PathBuf,
 }
 
 /// How a workload is measured and shown.
@@ -387,13 +401,20 @@ enum Kind {
     Startup,
 }
 
-fn bench(opts: &Options, exe_dir: &Path, w: &Workloads, data: &Path, root_dir: &Path) -> Result<()> {
+fn bench(
+    opts: &Options,
+    exe_dir: &Path,
+    w: &Workloads,
+    data: &Path,
+    root_dir: &Path,
+) -> Result<()> {
     let (getppid, file_read, spawn) = (&w.getppid, &w.file_read, &w.spawn);
     let native = Runner {
         name: "native",
         prefix: vec![],
     };
-    let rvisor = find_rvisor(exe_dir).and_then(|bin| {
+    let rvisor_bin = find_rvisor(exe_dir);
+    let rvisor = rvisor_bin.clone().and_then(|bin| {
         let r = Runner {
             name: "rvisor",
             prefix: vec![bin.display().to_string(), "do".into()],
@@ -419,13 +440,25 @@ fn bench(opts: &Options, exe_dir: &Path, w: &Workloads, data: &Path, root_dir: &
     let spawns = (opts.iterations / 500).max(10).to_string();
     let py_spawns = (opts.iterations / 2000).max(5).to_string();
     let workloads: Vec<(&str, Vec<String>, Kind)> = vec![
-        ("getppid", vec![getppid.display().to_string(), n.clone()], Kind::Loop),
         (
-            "open+fstat+read4k+close",
-            vec![file_read.display().to_string(), n.clone(), data.display().to_string()],
+            "getppid",
+            vec![getppid.display().to_string(), n.clone()],
             Kind::Loop,
         ),
-        ("/bin/true startup", vec!["/bin/true".to_string()], Kind::Startup),
+        (
+            "open+fstat+read4k+close",
+            vec![
+                file_read.display().to_string(),
+                n.clone(),
+                data.display().to_string(),
+            ],
+            Kind::Loop,
+        ),
+        (
+            "/bin/true startup",
+            vec!["/bin/true".to_string()],
+            Kind::Startup,
+        ),
         (
             "fork+exec+wait /bin/true",
             vec![spawn.display().to_string(), spawns, "/bin/true".to_string()],
@@ -433,22 +466,40 @@ fn bench(opts: &Options, exe_dir: &Path, w: &Workloads, data: &Path, root_dir: &
         ),
         (
             "fork+exec+wait python3 -c pass",
-            vec![spawn.display().to_string(), py_spawns, "/usr/bin/python3".to_string(), "-c".to_string(), "pass".to_string()],
+            vec![
+                spawn.display().to_string(),
+                py_spawns,
+                "/usr/bin/python3".to_string(),
+                "-c".to_string(),
+                "pass".to_string(),
+            ],
             Kind::LoopMs,
         ),
         (
             "create+write4k+close+unlink /tmp",
-            vec![w.file_create.display().to_string(), n.clone(), "/tmp".to_string()],
+            vec![
+                w.file_create.display().to_string(),
+                n.clone(),
+                "/tmp".to_string(),
+            ],
             Kind::Loop,
         ),
         (
             "create+write4k+close+unlink rootfs",
-            vec![w.file_create.display().to_string(), n.clone(), root_dir.display().to_string()],
+            vec![
+                w.file_create.display().to_string(),
+                n.clone(),
+                root_dir.display().to_string(),
+            ],
             Kind::Loop,
         ),
         (
             "stat /usr/bin/python3",
-            vec![w.stat.display().to_string(), n.clone(), "/usr/bin/python3".to_string()],
+            vec![
+                w.stat.display().to_string(),
+                n.clone(),
+                "/usr/bin/python3".to_string(),
+            ],
             Kind::Loop,
         ),
     ];
@@ -469,6 +520,64 @@ fn bench(opts: &Options, exe_dir: &Path, w: &Workloads, data: &Path, root_dir: &
             runsc: runsc.as_ref().ok().map(measure),
         });
     }
+    rows.push(container_row(
+        opts,
+        exe_dir,
+        rvisor_bin.as_deref().ok(),
+        &w.true_exe,
+    ));
     print_table(&rows);
     Ok(())
+}
+
+/// The container-startup row: runc, rvisor and runsc each `run` the same bundle.
+fn container_row(
+    opts: &Options,
+    exe_dir: &Path,
+    rvisor_bin: Option<&Path>,
+    true_exe: &Path,
+) -> Row {
+    let name = "container run /bin/true (native: runc)";
+    let mut row = Row {
+        workload: name.to_string(),
+        unit_ms: true,
+        native: None,
+        rvisor: None,
+        runsc: None,
+    };
+    let dir = exe_dir
+        .join("bench-workloads")
+        .join(format!("container-{}", std::process::id()));
+    let bundle = match container::make_bundle(&dir, true_exe, rvisor_bin) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("{name}: no bundle: {e:#}");
+            return row;
+        }
+    };
+    let state = dir.join("state");
+    let runtimes = [
+        container::runc(&state, &bundle),
+        rvisor_bin
+            .ok_or_else(|| "rvisor unavailable".to_string())
+            .and_then(|b| container::rvisor(b, &state, &bundle)),
+        container::runsc(&state, &bundle),
+    ];
+    let slots = [
+        ("runc", &mut row.native),
+        ("rvisor", &mut row.rvisor),
+        ("runsc", &mut row.runsc),
+    ];
+    for ((runtime, slot), rt) in slots.into_iter().zip(&runtimes) {
+        match rt {
+            Ok(rt) => {
+                println!("{name}: {}", rt.describe());
+                eprintln!("running {name} ({})...", rt.name);
+                *slot = Some(container::median_run_ns(rt, &bundle, opts.runs));
+            }
+            Err(e) => println!("{name}: {runtime} unavailable: {e}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    row
 }

@@ -679,6 +679,11 @@ pub mod capability {
     pub const CAP_SETUID: u32 = 7;
     pub const CAP_SETPCAP: u32 = 8;
     pub const CAP_SYS_ADMIN: u32 = 21;
+    pub const CAP_LINUX_IMMUTABLE: u32 = 9;
+    pub const CAP_NET_BIND_SERVICE: u32 = 10;
+    pub const CAP_SYS_CHROOT: u32 = 18;
+    pub const CAP_MKNOD: u32 = 27;
+    pub const CAP_MAC_OVERRIDE: u32 = 32;
     /// The highest capability number (CAP_CHECKPOINT_RESTORE).
     pub const CAP_LAST_CAP: u32 = 40;
     /// Names indexed by number.

@@ -334,3 +334,23 @@ mod tests {
         assert_eq!(SigSet::of(65).0, 0);
     }
 }
+
+/// The user_cap_header_struct of capget/capset.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CapUserHeader {
+    pub version: u32,
+    pub pid: i32,
+}
+
+/// One 32-bit slice of the three capability sets (user_cap_data_struct).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CapUserData {
+    pub effective: u32,
+    pub permitted: u32,
+    pub inheritable: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<CapUserHeader>() == 8 && core::mem::size_of::<CapUserData>() == 12);
+pod!(CapUserHeader, CapUserData);

@@ -136,6 +136,9 @@ fn containerd_runs_containers_through_the_runc_shim() {
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && text.contains("/dev/pts/") && text.contains("done"), "{text}");
+    // The console carries only the program's output: no stray byte (the sandbox's readiness
+    // byte once leaked onto it as a NUL).
+    assert!(!o.stdout.contains(&0), "a NUL byte on the terminal: {:?}", text);
 
     // Nothing left behind: no rvisor process started by this containerd, no cgroup.
     let c = ctr(&d, &["container", "ls", "-q"]);

@@ -49,13 +49,15 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(total)
 }
 
-fn stats_event(g: &crate::GlobalFlags, st: &state::State) -> anyhow::Result<serde_json::Value> {
+/// A stats event, and whether the sandbox says its OOM killer acted.
+fn stats_event(g: &crate::GlobalFlags, st: &state::State) -> anyhow::Result<(serde_json::Value, bool)> {
     let s = match control::call(&g.root, &st.id, &Request::Stats)? {
         Response::Stats(s) => s,
         other => bail!("unexpected answer from the sandbox: {other:?}"),
     };
+    let oom = s.oom_killed;
     let host_mem = st.cgroup.as_ref().and_then(|c| c.memory_usage());
-    Ok(json!({
+    Ok((json!({
         "type": "stats",
         "id": st.id,
         "data": {
@@ -63,7 +65,22 @@ fn stats_event(g: &crate::GlobalFlags, st: &state::State) -> anyhow::Result<serd
             "memory": { "usage": { "usage": s.memory_bytes, "max": 0, "failcnt": 0, "limit": 0 }, "host_usage": host_mem },
             "pids": { "current": s.pids },
         }
-    }))
+    }), oom))
+}
+
+/// Prints runc's `oom` event once, and records the OOM kill in the container's state.
+fn report_oom(g: &crate::GlobalFlags, id: &str, reported: &mut bool) {
+    if *reported {
+        return;
+    }
+    *reported = true;
+    println!("{}", json!({ "type": "oom", "id": id }));
+    if let Ok((locked, mut st)) = state::lock(&g.root, id) {
+        if !st.oom_killed {
+            st.oom_killed = true;
+            let _ = locked.save(&st);
+        }
+    }
 }
 
 pub fn run(g: &crate::GlobalFlags, args: EventsArgs) -> anyhow::Result<i32> {
@@ -76,18 +93,26 @@ pub fn run(g: &crate::GlobalFlags, args: EventsArgs) -> anyhow::Result<i32> {
         if st.status() == state::Status::Stopped {
             bail!("container not running");
         }
-        println!("{}", stats_event(g, &st)?);
+        println!("{}", stats_event(g, &st)?.0);
         return Ok(0);
     }
+    let mut reported = false;
     loop {
         if st.status() == state::Status::Stopped {
+            // The state on disk may have learned of an OOM kill since it was loaded.
+            let st = state::load(&g.root, &args.id).unwrap_or(st);
             if st.oom_killed() {
-                println!("{}", json!({ "type": "oom", "id": st.id }));
+                report_oom(g, &st.id, &mut reported);
             }
             return Ok(0);
         }
         match stats_event(g, &st) {
-            Ok(ev) => println!("{ev}"),
+            Ok((ev, oom)) => {
+                println!("{ev}");
+                if oom {
+                    report_oom(g, &st.id, &mut reported);
+                }
+            }
             Err(e) if st.status() == state::Status::Stopped => tracing::debug!("events: {e:#}"),
             Err(e) => return Err(e),
         }

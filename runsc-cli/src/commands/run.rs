@@ -53,9 +53,15 @@ pub fn run(g: &crate::GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
         Ok(c)
     });
     let started = waiter.and_then(|w| lifecycle::start(g, &args.id).map(|()| w));
-    let code = match started.and_then(|mut w| w.receive()) {
-        Ok(Response::Exited { status }) => util::status_code(status),
-        Ok(other) => {
+    let mut oom = false;
+    let code = match started.and_then(|mut w| w.receive().map(|r| (r, w))) {
+        Ok((Response::Exited { status }, mut w)) => {
+            // The sandbox lingers while this connection is open: ask whether its OOM
+            // killer acted.
+            oom = lifecycle::sandbox_oom_killed(&mut w);
+            util::status_code(status)
+        }
+        Ok((other, _)) => {
             eprintln!("rvisor: run: unexpected answer {other:?}");
             1
         }
@@ -64,6 +70,15 @@ pub fn run(g: &crate::GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
             1
         }
     };
+    if oom {
+        eprintln!("rvisor: run {}: the container went over its memory limit; the OOM killer ended a process", args.id);
+    }
+    if args.keep && oom {
+        if let Ok((locked, mut st)) = state::lock(&g.root, &args.id) {
+            st.oom_killed = true;
+            locked.save(&st)?;
+        }
+    }
     if !args.keep {
         if let Ok((locked, st)) = state::lock(&g.root, &args.id) {
             lifecycle::destroy(g, locked, &st)?;

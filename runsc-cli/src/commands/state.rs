@@ -7,7 +7,8 @@ pub struct StateArgs {
 }
 
 pub fn run(g: &crate::GlobalFlags, args: StateArgs) -> anyhow::Result<i32> {
-    let (_locked, st) = crate::container::state::lock(&g.root, &args.id)?;
+    let (locked, mut st) = crate::container::state::lock(&g.root, &args.id)?;
+    crate::container::lifecycle::refresh_oom(g, &locked, &mut st);
     let v = st.to_oci_json(&crate::container::state::owner(&g.root, &st.id));
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)

@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use rvisor_sentry::control::protocol::Request;
+use rvisor_sentry::control::protocol::{Request, Response};
 
 use super::cgroup::Cgroup;
 use super::state::{self, Locked, State, Status};
@@ -172,6 +172,7 @@ pub fn create(g: &crate::GlobalFlags, id: &str, bundle: &Path, pid_file: Option<
         process: plan.process.clone(),
         netns: plan.netns.clone(),
         network: g.network.clone(),
+        oom_killed: false,
     };
     locked.save(&st)?;
     let json = state_json(g, &st);
@@ -219,14 +220,48 @@ pub fn start(g: &crate::GlobalFlags, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until host process `pid` is gone (it is not our child: polled).
+/// Asks a live sandbox whether its OOM killer acted (false when it does not answer).
+pub fn sandbox_oom_killed(conn: &mut control::Conn) -> bool {
+    matches!(conn.call(&Request::Stats, &[]), Ok(Response::Stats(s)) if s.oom_killed)
+}
+
+/// Records in `st` (and on disk) that the sandbox's OOM killer acted, if a live sandbox
+/// says so and it is not known yet. Returns whether the OOM killer acted.
+pub fn refresh_oom(g: &crate::GlobalFlags, locked: &Locked, st: &mut State) -> bool {
+    if !st.oom_killed && st.status() != Status::Stopped {
+        let asked = control::Conn::connect(&state::control_socket(&g.root, &st.id)).map(|mut c| sandbox_oom_killed(&mut c));
+        if asked.unwrap_or(false) {
+            st.oom_killed = true;
+            if let Err(e) = locked.save(st) {
+                tracing::warn!("recording the OOM kill: {e:#}");
+            }
+        }
+    }
+    st.oom_killed()
+}
+
+/// Waits until host process `pid` is gone (it need not be our child): a pidfd becomes
+/// readable when the process exits; without pidfds, polled.
 fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    // SAFETY: `raw` is a descriptor pidfd_open just created for us alone.
+    let pidfd = (raw >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
+    // The pid is checked after the pidfd exists, so the pidfd names the process checked.
     while alive(pid, start) {
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        match &pidfd {
+            Some(fd) => {
+                let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut pfd, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
     }
     true
 }

@@ -52,6 +52,10 @@ pub struct State {
     pub netns: Option<String>,
     #[serde(default)]
     pub network: String,
+    /// Set once the CLI learned that the sandbox's own OOM killer acted (the guest went over
+    /// `linux.resources.memory.limit`); `run`, `state` and `events` ask the sandbox.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// runc's container status names.
@@ -88,9 +92,10 @@ impl State {
         }
     }
 
-    /// Whether the sandbox was killed by the kernel's OOM killer of its memory cgroup.
+    /// Whether an OOM killer struck: the sandbox's own (recorded in `oom_killed`), or the
+    /// host's of the memory cgroup holding the sandbox.
     pub fn oom_killed(&self) -> bool {
-        self.status() == Status::Stopped && self.cgroup.as_ref().is_some_and(|c| c.oom_killed())
+        self.oom_killed || (self.status() == Status::Stopped && self.cgroup.as_ref().is_some_and(|c| c.oom_killed()))
     }
 
     /// runc's `state` JSON (also the state hooks get on stdin).

@@ -100,6 +100,9 @@ pub struct Stats {
     pub pids: u64,
     pub memory_bytes: u64,
     pub cpu_ns: u64,
+    /// Whether the sandbox's OOM killer has killed a process (the memory limit was hit).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// The sandbox's answer to one request.

@@ -428,6 +428,7 @@ fn stats(k: &Arc<Kernel>) -> Stats {
         pids: k.tables().tasks.len() as u64,
         memory_bytes: k.memory.allocated(),
         cpu_ns,
+        oom_killed: k.control.oom_killed.load(Ordering::SeqCst),
     }
 }
 

@@ -80,6 +80,8 @@ pub struct Kernel {
     pub devpts: Arc<crate::vfs::devpts::DevPts>,
     /// What the control server shares with the kernel (exit statuses, pause, limits).
     pub control: crate::control::KernelControl,
+    /// The emulated writable sysctls (/proc/sys).
+    pub sysctl: crate::vfs::proc::system::Sysctl,
 }
 
 /// The sandbox's pid namespace: live tasks by tid, thread groups by tgid (zombies
@@ -107,6 +109,7 @@ impl Kernel {
             futex: futex::KernelFutexTable::new(),
             devpts: crate::vfs::devpts::DevPts::new(),
             control: crate::control::KernelControl::default(),
+            sysctl: Default::default(),
         })
     }
 

@@ -139,6 +139,8 @@ pub struct TaskProcInfo {
     /// The executable of the current image (the interpreter of a `#!` script).
     pub exe: Option<Arc<Dentry>>,
     pub args: ArgRanges,
+    /// PR_SET_NO_NEW_PRIVS (/proc/PID/status NoNewPrivs).
+    pub no_new_privs: bool,
 }
 
 /// The part of a task other tasks can reach.
@@ -234,9 +236,11 @@ pub fn set_current_task(h: Arc<TaskHandle>) {
     CURRENT_TASK.with(|c| *c.borrow_mut() = Some(h));
 }
 
-/// The task running on this host thread (`None` on sentry threads that run no task).
+/// The task running on this host thread (`None` on sentry threads that run no task, and
+/// while the thread's locals are being destroyed: dropping the last reference to a task's
+/// state at thread exit may close files whose hooks ask).
 pub fn current_task() -> Option<Arc<TaskHandle>> {
-    CURRENT_TASK.with(|c| c.borrow().clone())
+    CURRENT_TASK.try_with(|c| c.try_borrow().ok().and_then(|t| t.clone())).ok().flatten()
 }
 
 thread_local! {
@@ -250,9 +254,9 @@ pub fn set_current_kernel(kernel: Arc<Kernel>) {
     CURRENT_KERNEL.with(|c| *c.borrow_mut() = Some(kernel));
 }
 
-/// The kernel of the task running on this host thread.
+/// The kernel of the task running on this host thread (`None` as for [`current_task`]).
 pub fn current_kernel() -> Option<Arc<Kernel>> {
-    CURRENT_KERNEL.with(|c| c.borrow().clone())
+    CURRENT_KERNEL.try_with(|c| c.try_borrow().ok().and_then(|k| k.clone())).ok().flatten()
 }
 
 /// How an interrupted syscall is resumed through restart_syscall(2).
@@ -371,6 +375,7 @@ impl Task {
             p.rlimits = Some(self.rlimits.clone());
             p.comm = self.comm.clone();
             p.creds = self.creds.clone();
+            p.no_new_privs = self.no_new_privs;
         });
     }
 

@@ -118,7 +118,12 @@ pub fn set_current_waker(w: Arc<Waker>) {
 /// The waker of the task on this host thread (a private one on threads without a task,
 /// e.g. in unit tests).
 pub fn current_waker() -> Arc<Waker> {
-    CURRENT.with(|c| c.borrow_mut().get_or_insert_with(Waker::new).clone())
+    // During thread teardown the local is gone: a private waker (nothing blocks then).
+    CURRENT
+        .try_with(|c| c.try_borrow_mut().ok().map(|mut w| w.get_or_insert_with(Waker::new).clone()))
+        .ok()
+        .flatten()
+        .unwrap_or_else(Waker::new)
 }
 
 /// Blocks the current task until `check` returns `Some`, `deadline` passes (ETIMEDOUT), or

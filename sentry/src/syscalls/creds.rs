@@ -1,12 +1,14 @@
 //! The set*id calls beyond setuid/setgid: setreuid, setregid, setresuid, setresgid,
 //! setfsuid and setfsgid.
 //!
-//! rvisor models capabilities by the effective uid: an effective root has CAP_SETUID and
-//! CAP_SETGID and may set any id; others may only move among the ids they already hold,
-//! as Linux allows. The filesystem id follows the effective one on every change but
-//! setfs*id's own.
+//! A task with CAP_SETUID (CAP_SETGID for the group ids) may set any id; others may only
+//! move among the ids they already hold, as Linux allows. The filesystem id follows the
+//! effective one on every change but setfs*id's own. Changes of the user ids move the
+//! capability sets as capabilities(7) says (`kernel::caps`).
 
 use rvisor_syscalls::Errno;
+
+use rvisor_syscalls::flags::capability::{CAP_SETGID, CAP_SETUID};
 
 use super::{Args, SysResult};
 use crate::kernel::task::Creds;
@@ -48,6 +50,14 @@ fn set_user_ids(c: &mut Creds, ids: Ids) {
     let old = (c.uid, c.euid, c.suid);
     (c.uid, c.euid, c.suid, c.fsuid) = (ids.real, ids.effective, ids.saved, ids.fs);
     crate::kernel::caps::after_setuid(&mut c.caps, old, (c.uid, c.euid, c.suid));
+}
+
+fn may_setuid(t: &Task) -> bool {
+    t.creds.capable(CAP_SETUID)
+}
+
+fn may_setgid(t: &Task) -> bool {
+    t.creds.capable(CAP_SETGID)
 }
 
 fn set_group_ids(c: &mut Creds, ids: Ids) {
@@ -112,14 +122,10 @@ fn set_fs(old: &Ids, privileged: bool, id: u32) -> u32 {
     }
 }
 
-fn privileged(t: &Task) -> bool {
-    t.creds.euid == 0
-}
-
 pub fn setresuid(t: &mut Task, a: &Args) -> SysResult {
     let ids = set_res(
         &user_ids(&t.creds),
-        privileged(t),
+        may_setuid(t),
         id_arg(a[0]),
         id_arg(a[1]),
         id_arg(a[2]),
@@ -132,7 +138,7 @@ pub fn setresuid(t: &mut Task, a: &Args) -> SysResult {
 pub fn setresgid(t: &mut Task, a: &Args) -> SysResult {
     let ids = set_res(
         &group_ids(&t.creds),
-        privileged(t),
+        may_setgid(t),
         id_arg(a[0]),
         id_arg(a[1]),
         id_arg(a[2]),
@@ -145,7 +151,7 @@ pub fn setresgid(t: &mut Task, a: &Args) -> SysResult {
 pub fn setreuid(t: &mut Task, a: &Args) -> SysResult {
     let ids = set_re(
         &user_ids(&t.creds),
-        privileged(t),
+        may_setuid(t),
         id_arg(a[0]),
         id_arg(a[1]),
     )?;
@@ -157,7 +163,7 @@ pub fn setreuid(t: &mut Task, a: &Args) -> SysResult {
 pub fn setregid(t: &mut Task, a: &Args) -> SysResult {
     let ids = set_re(
         &group_ids(&t.creds),
-        privileged(t),
+        may_setgid(t),
         id_arg(a[0]),
         id_arg(a[1]),
     )?;
@@ -169,8 +175,9 @@ pub fn setregid(t: &mut Task, a: &Args) -> SysResult {
 /// setfsuid(2): returns the previous filesystem uid, whether or not it changed.
 pub fn setfsuid(t: &mut Task, a: &Args) -> SysResult {
     let old = t.creds.fsuid;
-    t.creds.fsuid = set_fs(&user_ids(&t.creds), privileged(t), a[0] as u32);
+    t.creds.fsuid = set_fs(&user_ids(&t.creds), may_setuid(t), a[0] as u32);
     if t.creds.fsuid != old {
+        crate::kernel::caps::after_setfsuid(&mut t.creds.caps, old, t.creds.fsuid);
         t.publish_proc_info();
     }
     Ok(old as u64)
@@ -179,7 +186,7 @@ pub fn setfsuid(t: &mut Task, a: &Args) -> SysResult {
 /// setfsgid(2): returns the previous filesystem gid, whether or not it changed.
 pub fn setfsgid(t: &mut Task, a: &Args) -> SysResult {
     let old = t.creds.fsgid;
-    t.creds.fsgid = set_fs(&group_ids(&t.creds), privileged(t), a[0] as u32);
+    t.creds.fsgid = set_fs(&group_ids(&t.creds), may_setgid(t), a[0] as u32);
     if t.creds.fsgid != old {
         t.publish_proc_info();
     }

@@ -13,7 +13,6 @@ use rvisor_syscalls::types::{Iovec, LinuxDirent64Header, Stat, Statx, StatxTimes
 use rvisor_syscalls::{Errno, Pod};
 
 use super::{Args, SysResult};
-use crate::kernel::task::Creds;
 use crate::kernel::Task;
 use crate::vfs::{Dentry, FileDescription, FileImpl, Lookup};
 
@@ -99,7 +98,7 @@ fn sigpipe_on_epipe(t: &Task, r: SysResult) -> SysResult {
 /// Before a write of `count` bytes through `f`: a caller other than root clears the
 /// file's set-ID bits (a cheap check of the caller's id and the cached mode otherwise).
 pub(super) fn remove_privs_before_write(t: &Task, f: &FileDescription, count: u64) -> Result<(), Errno> {
-    if t.creds.fsuid == 0 || count == 0 || !f.writable() {
+    if t.creds.capable(rvisor_syscalls::flags::capability::CAP_FSETID) || count == 0 || !f.writable() {
         return Ok(());
     }
     match f.dentry() {
@@ -605,8 +604,8 @@ fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: u32) ->
             return Err(Errno::ENOENT);
         }
         t.dir_of(dirfd)?
-    } else if real && (t.creds.fsuid != t.creds.uid || t.creds.fsgid != t.creds.gid) {
-        let creds = Creds { fsuid: t.creds.uid, fsgid: t.creds.gid, ..t.creds.clone() };
+    } else if real && t.creds.access_differs() {
+        let creds = t.creds.for_access();
         let root = t.fs().root.clone();
         let start = if path.first() == Some(&b'/') { root.clone() } else { t.dir_of(dirfd)? };
         let follow_last = flags & AT_SYMLINK_NOFOLLOW == 0;

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use rvisor_syscalls::flags::at::*;
+use rvisor_syscalls::flags::capability::{CAP_CHOWN, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_MKNOD};
 use rvisor_syscalls::flags::limits::{NAME_MAX, SYMLOOP_MAX};
 use rvisor_syscalls::flags::mode::{S_IFMT, S_IFREG, S_ISGID, S_ISUID, S_ISVTX};
 use rvisor_syscalls::flags::open::{O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_PATH};
@@ -152,9 +153,9 @@ fn may_create(t: &Task, dir: &Dentry) -> Result<(), Errno> {
     may_access(t, &stat_of(dir)?, false, true, true, false)
 }
 
-/// Whether the task owns the file or may act as its owner (CAP_FOWNER: root).
+/// Whether the task owns the file or may act as its owner (CAP_FOWNER).
 fn owner_or_root(t: &Task, st: &Stat) -> bool {
-    t.creds.fsuid == 0 || t.creds.fsuid == st.st_uid
+    t.creds.fsuid == st.st_uid || t.creds.capable(CAP_FOWNER)
 }
 
 fn in_group(t: &Task, gid: u32) -> bool {
@@ -167,7 +168,7 @@ fn in_group(t: &Task, gid: u32) -> bool {
 fn may_delete(t: &Task, dir: &Dentry, victim: &Dentry, want_dir: bool) -> Result<(), Errno> {
     let dst = stat_of(dir)?;
     may_access(t, &dst, false, true, true, false)?;
-    if sticky_protects(t.creds.fsuid, &dst, &stat_of(victim)?) {
+    if !t.creds.capable(CAP_FOWNER) && sticky_protects(t.creds.fsuid, &dst, &stat_of(victim)?) {
         return Err(Errno::EPERM);
     }
     let is_dir = victim.inode().is_dir();
@@ -185,9 +186,9 @@ fn may_delete(t: &Task, dir: &Dentry, victim: &Dentry, want_dir: bool) -> Result
 
 /// Whether the sticky bit of a directory (attributes `dir`) keeps the user `fsuid` from
 /// removing or renaming an entry (attributes `victim`): only the entry's owner, the
-/// directory's owner and root (CAP_FOWNER) may.
+/// directory's owner and (checked by the caller) a task with CAP_FOWNER may.
 fn sticky_protects(fsuid: u32, dir: &Stat, victim: &Stat) -> bool {
-    dir.st_mode & S_ISVTX != 0 && fsuid != 0 && fsuid != victim.st_uid && fsuid != dir.st_uid
+    dir.st_mode & S_ISVTX != 0 && fsuid != victim.st_uid && fsuid != dir.st_uid
 }
 
 /// Owner of a new file in `dir`: the task's fsuid, and the directory's group if it is
@@ -343,7 +344,7 @@ fn do_mknodat(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, dev: u64) -> 
     };
     let p = parent_of(t, dirfd, &path)?;
     let name = check_create(t, &p, false)?;
-    if (ftype == S_IFCHR || ftype == S_IFBLK) && t.creds.euid != 0 {
+    if (ftype == S_IFCHR || ftype == S_IFBLK) && !t.creds.capable(CAP_MKNOD) {
         return Err(Errno::EPERM);
     }
     let (uid, gid) = new_owner(t, &stat_of(&p.dir)?);
@@ -376,7 +377,7 @@ fn do_linkat(t: &mut Task, olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr
     let old = t.copy_in_path(old_addr)?;
     let src = if old.is_empty() && flags & AT_EMPTY_PATH != 0 {
         // Linking an fd's file needs CAP_DAC_READ_SEARCH.
-        if t.creds.euid != 0 {
+        if !t.creds.capable(CAP_DAC_READ_SEARCH) {
             return Err(Errno::ENOENT);
         }
         fd_dentry(t, olddirfd)?
@@ -676,7 +677,7 @@ fn chmod_dentry(t: &Task, d: &Dentry, mode: u32) -> SysResult {
         return Err(Errno::EPERM);
     }
     let mut mode = mode & 0o7777;
-    if t.creds.fsuid != 0 && !in_group(t, st.st_gid) {
+    if !t.creds.capable(CAP_FSETID) && !in_group(t, st.st_gid) {
         mode &= !S_ISGID;
     }
     d.inode().setattr(&SetAttr { mode: Some(mode), ..Default::default() })?;
@@ -721,11 +722,12 @@ fn chown_dentry(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
     let st = stat_of(d)?;
     // Root (CAP_CHOWN) may give files away; an owner may only "change" the owner to
     // itself and the group to one of its own groups.
-    let owner = t.creds.fsuid == 0 || t.creds.fsuid == st.st_uid;
+    let chown_cap = t.creds.capable(CAP_CHOWN);
+    let owner = t.creds.fsuid == st.st_uid;
     let uid = (uid != u32::MAX).then_some(uid);
     let gid = (gid != u32::MAX).then_some(gid);
-    let uid_ok = uid.is_none_or(|u| t.creds.fsuid == 0 || (owner && u == st.st_uid));
-    let gid_ok = gid.is_none_or(|g| t.creds.fsuid == 0 || (owner && (g == st.st_gid || in_group(t, g))));
+    let uid_ok = uid.is_none_or(|u| chown_cap || (owner && u == st.st_uid));
+    let gid_ok = gid.is_none_or(|g| chown_cap || (owner && (g == st.st_gid || in_group(t, g))));
     if !uid_ok || !gid_ok {
         return Err(Errno::EPERM);
     }
@@ -922,7 +924,6 @@ mod tests {
         assert!(sticky_protects(1000, &tmp, &st(0o100644, 0)), "root's file");
         assert!(sticky_protects(1000, &tmp, &st(0o100644, 1001)), "another user's file");
         assert!(!sticky_protects(1000, &tmp, &st(0o100644, 1000)), "one's own file");
-        assert!(!sticky_protects(0, &tmp, &st(0o100644, 1000)), "root");
         assert!(!sticky_protects(1000, &st(0o41777, 1000), &st(0o100644, 0)), "the directory's owner");
         assert!(!sticky_protects(1000, &st(0o40777, 0), &st(0o100644, 0)), "no sticky bit");
     }

@@ -3,6 +3,7 @@
 //! Handlers are grouped by area. Each takes the task and the six raw argument registers,
 //! checks and converts its arguments, and calls into the subsystem that owns the semantics.
 
+mod caps;
 mod creds;
 mod epoll;
 mod fs;
@@ -186,6 +187,8 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::SETRESUID => (creds::setresuid, F),
         nr::SETRESGID => (creds::setresgid, F),
         nr::SETFSUID => (creds::setfsuid, F),
+        nr::CAPGET => (caps::capget, F),
+        nr::CAPSET => (caps::capset, F),
         nr::SETFSGID => (creds::setfsgid, F),
         nr::GETPGID => (process::getpgid, F),
         nr::GETSID => (process::getsid, F),

@@ -119,7 +119,7 @@ impl TmpfsOptions {
 
 /// mount(2).
 pub fn mount(t: &mut Task, a: &Args) -> SysResult {
-    if t.creds.euid != 0 {
+    if !t.creds.capable(rvisor_syscalls::flags::capability::CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     let mut flags = a[3];
@@ -279,7 +279,7 @@ pub fn umount2(t: &mut Task, a: &Args) -> SysResult {
     if flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0 {
         return Err(Errno::EINVAL);
     }
-    if t.creds.euid != 0 {
+    if !t.creds.capable(rvisor_syscalls::flags::capability::CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     let path = t.copy_in_path(a[0])?;

@@ -78,7 +78,8 @@ pub fn getresgid(t: &mut Task, a: &Args) -> SysResult {
 pub fn setuid(t: &mut Task, a: &Args) -> SysResult {
     let uid = u32::try_from(a[0]).ok().filter(|&u| u != u32::MAX).ok_or(Errno::EINVAL)?;
     let c = &mut t.creds;
-    if c.euid == 0 {
+    let old = (c.uid, c.euid, c.suid);
+    if c.capable(rvisor_syscalls::flags::capability::CAP_SETUID) {
         c.uid = uid;
         c.suid = uid;
     } else if uid != c.uid && uid != c.suid {
@@ -86,6 +87,7 @@ pub fn setuid(t: &mut Task, a: &Args) -> SysResult {
     }
     c.euid = uid;
     c.fsuid = uid;
+    crate::kernel::caps::after_setuid(&mut c.caps, old, (c.uid, c.euid, c.suid));
     t.publish_proc_info();
     Ok(0)
 }
@@ -93,7 +95,7 @@ pub fn setuid(t: &mut Task, a: &Args) -> SysResult {
 pub fn setgid(t: &mut Task, a: &Args) -> SysResult {
     let gid = u32::try_from(a[0]).ok().filter(|&g| g != u32::MAX).ok_or(Errno::EINVAL)?;
     let c = &mut t.creds;
-    if c.euid == 0 {
+    if c.capable(rvisor_syscalls::flags::capability::CAP_SETGID) {
         c.gid = gid;
         c.sgid = gid;
     } else if gid != c.gid && gid != c.sgid {
@@ -127,7 +129,7 @@ pub fn setgroups(t: &mut Task, a: &Args) -> SysResult {
     if a[0] > NGROUPS_MAX {
         return Err(Errno::EINVAL);
     }
-    if t.creds.euid != 0 {
+    if !t.creds.capable(rvisor_syscalls::flags::capability::CAP_SETGID) {
         return Err(Errno::EPERM);
     }
     let mut raw = vec![0u8; a[0] as usize * 4];
@@ -268,6 +270,9 @@ pub fn arch_prctl(t: &mut Task, a: &Args) -> SysResult {
 }
 
 pub fn prctl(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(r) = super::caps::prctl(t, a) {
+        return r;
+    }
     match a[0] as u32 {
         PR_SET_NAME => {
             let mut name = [0u8; 16];
@@ -306,6 +311,7 @@ pub fn prctl(t: &mut Task, a: &Args) -> SysResult {
                 return Err(Errno::EINVAL);
             }
             t.no_new_privs = true;
+            t.publish_proc_info();
             Ok(0)
         }
         PR_GET_NO_NEW_PRIVS => Ok(t.no_new_privs as u64),
@@ -320,10 +326,11 @@ pub fn prctl(t: &mut Task, a: &Args) -> SysResult {
         }
         PR_GET_DUMPABLE => Ok(1),
         PR_SET_DUMPABLE if a[1] <= 1 => Ok(0),
-        PR_GET_KEEPCAPS => Ok(0),
-        PR_SET_KEEPCAPS if a[1] <= 1 => Ok(0),
-        PR_CAPBSET_READ if a[1] <= 40 => Ok(1),
-        PR_CAPBSET_READ => Err(Errno::EINVAL),
+        PR_GET_KEEPCAPS => Ok(t.creds.caps.keep_caps as u64),
+        PR_SET_KEEPCAPS if a[1] <= 1 => {
+            t.creds.caps.keep_caps = a[1] == 1;
+            Ok(0)
+        }
         _ => Err(Errno::EINVAL),
     }
 }
@@ -631,6 +638,7 @@ fn do_execveat(t: &mut Task, dirfd: i32, path_addr: u64, argv: u64, envp: u64, f
     let fs = t.fs().clone();
     let image = crate::kernel::exec::load_image(&t.kernel, &fs, &t.creds, dentry, execfn, argv, envp)?;
     t.become_sole_thread()?;
+    crate::kernel::caps::on_exec(&mut t.creds.caps, t.creds.uid, t.creds.euid);
     t.install_image(image);
     Ok(0)
 }

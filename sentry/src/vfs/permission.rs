@@ -2,19 +2,21 @@
 //!
 //! The guest's root is root only inside the sandbox: every check here compares the
 //! guest's ids (from [`Creds`]) with the guest-visible owner and mode of a file, never the
-//! host's. Root (uid 0) stands for a task with every capability: it may read and write
-//! anything, search every directory and execute a file with at least one execute bit
-//! (Linux's CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER and CAP_FSETID).
+//! host's. Capabilities override the mode bits as in Linux: CAP_DAC_OVERRIDE reads and
+//! writes anything, searches every directory and executes a file with at least one
+//! execute bit; CAP_DAC_READ_SEARCH reads any file and reads and searches any directory;
+//! CAP_FSETID keeps set-ID bits across writes. Each is one bit test of the effective set.
 //!
 //! Path walks check search permission on every directory they cross
 //! ([`may_search`], called by [`super::Vfs::resolve`] when the [`super::Lookup`] carries
 //! credentials). Syscall-layer walks always pass the caller's credentials; kernel-internal
 //! walks (the boot-time working directory, the init process's executable) pass `None`.
 //! The check reads the dentry's cached attributes, so a walk costs no gofer round trip, and
-//! a root caller skips it altogether.
+//! a caller with CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE skips it altogether.
 
 use std::sync::Arc;
 
+use rvisor_syscalls::flags::capability::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FSETID};
 use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISUID};
 use rvisor_syscalls::flags::mount::MS_NOEXEC;
 use rvisor_syscalls::types::Stat;
@@ -47,17 +49,43 @@ pub enum Ids {
 /// Linux's `generic_permission`: whether `creds` may access a file with attributes `st` in
 /// the ways `mask` (`MAY_READ | MAY_WRITE | MAY_EXEC`) asks. EACCES if not.
 pub fn check(creds: &Creds, ids: Ids, st: &Stat, mask: u32) -> Result<(), Errno> {
-    let (uid, gid) = match ids {
-        Ids::Fs => (creds.fsuid, creds.fsgid),
-        Ids::Real => (creds.uid, creds.gid),
+    // access(2) with the real ids also uses the capabilities a real root would have:
+    // the permitted set for uid 0, none otherwise (Linux's access_override_creds).
+    let (uid, gid, caps) = match ids {
+        Ids::Fs => (creds.fsuid, creds.fsgid, creds.caps.effective),
+        Ids::Real => (
+            creds.uid,
+            creds.gid,
+            if creds.uid == 0 {
+                creds.caps.permitted
+            } else {
+                0
+            },
+        ),
     };
-    if uid == 0 {
-        // Read, write and search always; execute a non-directory only if someone can.
-        if mask & MAY_EXEC != 0 && st.st_mode & S_IFMT != S_IFDIR && st.st_mode & 0o111 == 0 {
-            return Err(Errno::EACCES);
-        }
+    let mask = mask & 7;
+    if mode_allows(creds, uid, gid, st, mask) {
         return Ok(());
     }
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    if st.st_mode & S_IFMT == S_IFDIR {
+        if (mask & MAY_WRITE == 0 && has(CAP_DAC_READ_SEARCH)) || has(CAP_DAC_OVERRIDE) {
+            return Ok(());
+        }
+        return Err(Errno::EACCES);
+    }
+    if mask == MAY_READ && has(CAP_DAC_READ_SEARCH) {
+        return Ok(());
+    }
+    // Reads and writes are always overridable; execution only with an execute bit set.
+    if (mask & MAY_EXEC == 0 || st.st_mode & 0o111 != 0) && has(CAP_DAC_OVERRIDE) {
+        return Ok(());
+    }
+    Err(Errno::EACCES)
+}
+
+/// Whether the owner, group or other bits that apply to `uid`/`gid` grant `mask`.
+fn mode_allows(creds: &Creds, uid: u32, gid: u32, st: &Stat, mask: u32) -> bool {
     let bits = if st.st_uid == uid {
         (st.st_mode >> 6) & 7
     } else if st.st_gid == gid || creds.groups.contains(&st.st_gid) {
@@ -65,18 +93,15 @@ pub fn check(creds: &Creds, ids: Ids, st: &Stat, mask: u32) -> Result<(), Errno>
     } else {
         st.st_mode & 7
     };
-    let need = mask & 7;
-    if bits & need == need {
-        Ok(())
-    } else {
-        Err(Errno::EACCES)
-    }
+    bits & mask == mask
 }
 
 /// Search permission on the directory `dir`, to look a name up in it during a path walk.
-/// Root may search every directory; others need the execute bit that applies to them.
+/// CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE search every directory; others need the
+/// execute bit that applies to them.
 pub fn may_search(creds: &Creds, dir: &Dentry) -> Result<(), Errno> {
-    if creds.fsuid == 0 {
+    const OVERRIDE: u64 = 1 << CAP_DAC_READ_SEARCH | 1 << CAP_DAC_OVERRIDE;
+    if creds.caps.effective & OVERRIDE != 0 {
         return Ok(());
     }
     check(creds, Ids::Fs, &dir.inode().cached_stat()?, MAY_EXEC)
@@ -109,11 +134,11 @@ pub fn privs_to_remove(mode: u32) -> u32 {
 }
 
 /// Linux's `file_remove_privs`: before a write, truncation or allocation changes a
-/// regular file, a caller other than root clears its set-ID bits. For root — and for
-/// every file without those bits — this is a comparison of the caller's id and of the
-/// cached mode, so it is cheap enough for every write.
+/// regular file, a caller without CAP_FSETID clears its set-ID bits. For such a caller —
+/// and for every file without those bits — this is a bit test and a look at the cached
+/// mode, so it is cheap enough for every write.
 pub fn remove_privs(creds: &Creds, d: &Dentry) -> Result<(), Errno> {
-    if creds.fsuid == 0 {
+    if creds.capable(CAP_FSETID) {
         return Ok(());
     }
     let inode = d.inode();
@@ -187,6 +212,28 @@ mod tests {
             may_exec(&root, &st(0o040755, 0, 0)),
             Err(Errno::EACCES),
             "a directory"
+        );
+    }
+
+    #[test]
+    fn root_without_dac_capabilities_obeys_the_mode_bits() {
+        let mut root = user(0, 0, vec![]);
+        root.caps.effective &= !(1 << CAP_DAC_OVERRIDE);
+        let other = st(0o100600, 5, 5);
+        assert_eq!(check(&root, Ids::Fs, &other, MAY_WRITE), Err(Errno::EACCES));
+        assert!(
+            check(&root, Ids::Fs, &other, MAY_READ).is_ok(),
+            "CAP_DAC_READ_SEARCH reads"
+        );
+        root.caps.effective &= !(1 << CAP_DAC_READ_SEARCH);
+        assert_eq!(check(&root, Ids::Fs, &other, MAY_READ), Err(Errno::EACCES));
+        assert_eq!(
+            check(&root, Ids::Fs, &st(0o040700, 5, 5), MAY_EXEC),
+            Err(Errno::EACCES)
+        );
+        assert!(
+            check(&root, Ids::Fs, &st(0o100600, 0, 5), MAY_READ | MAY_WRITE).is_ok(),
+            "owner"
         );
     }
 

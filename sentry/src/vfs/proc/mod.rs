@@ -14,7 +14,7 @@
 
 mod fd;
 mod maps;
-mod system;
+pub(crate) mod system;
 mod task;
 
 use std::collections::hash_map::DefaultHasher;
@@ -437,7 +437,12 @@ impl Inode for ProcInode {
             }));
         }
         if flags & O_ACCMODE != O_RDONLY {
-            return Err(Errno::EACCES);
+            return match self.node {
+                Node::SysFile(path) if system::WRITABLE.iter().any(|(w, _)| *w == path) => {
+                    Ok(Arc::new(system::SysctlFile { kernel: Arc::downgrade(&self.kernel()?), path, stat: self.stat()? }))
+                }
+                _ => Err(Errno::EACCES),
+            };
         }
         let stat = self.stat()?;
         Ok(Arc::new(Snapshot { stat, data: self.generate()? }))

@@ -25,17 +25,126 @@ pub const ROOT_ENTRIES: &[(&str, Node)] = &[
     ("version", Node::SysFile("version")),
 ];
 
-const SYS_DIRS: &[&str] = &["sys/kernel", "sys/kernel/random", "sys/vm", "sys/fs"];
+const SYS_DIRS: &[&str] = &["sys/kernel", "sys/kernel/random", "sys/vm", "sys/fs", "sys/fs/mqueue"];
+
+/// The IPC-namespaced sysctls a container may set (runc's list, net.* aside), with Linux's
+/// defaults: a guest root may write them, config.json's `linux.sysctl` sets them at boot.
+pub const WRITABLE: &[(&str, &str)] = &[
+    ("sys/kernel/msgmax", "8192"),
+    ("sys/kernel/msgmnb", "16384"),
+    ("sys/kernel/msgmni", "32000"),
+    ("sys/kernel/sem", "32000\t1024000000\t500\t32000"),
+    ("sys/kernel/shm_rmid_forced", "0"),
+    ("sys/kernel/shmall", "18446744073692774399"),
+    ("sys/kernel/shmmax", "18446744073692774399"),
+    ("sys/kernel/shmmni", "4096"),
+    ("sys/fs/mqueue/msg_default", "10"),
+    ("sys/fs/mqueue/msg_max", "10"),
+    ("sys/fs/mqueue/msgsize_default", "8192"),
+    ("sys/fs/mqueue/msgsize_max", "8192"),
+    ("sys/fs/mqueue/queues_max", "256"),
+];
+
+/// The values of the [`WRITABLE`] sysctls that were set (the others read their default).
+#[derive(Default)]
+pub struct Sysctl(std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>);
+
+impl Sysctl {
+    /// The /proc path of a sysctl `name` ("kernel.shmmax" or "kernel/shmmax"), if writable.
+    pub fn path_of(name: &str) -> Option<&'static str> {
+        let p = format!("sys/{}", name.trim_start_matches('/').replace('.', "/"));
+        WRITABLE.iter().find(|(w, _)| *w == p).map(|(w, _)| *w)
+    }
+
+    /// The current value of the writable sysctl at `path`.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let (key, default) = WRITABLE.iter().find(|(w, _)| *w == path)?;
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Some(m.get(key).cloned().unwrap_or_else(|| (*default).to_string()))
+    }
+
+    /// Sets the sysctl at `path` from `text` (whitespace-separated numbers; EINVAL otherwise,
+    /// EACCES for a path that is not writable).
+    pub fn set(&self, path: &str, text: &[u8]) -> Result<(), Errno> {
+        let (key, default) = WRITABLE.iter().find(|(w, _)| *w == path).ok_or(Errno::EACCES)?;
+        let text = std::str::from_utf8(text).map_err(|_| Errno::EINVAL)?;
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let want = default.split_whitespace().count();
+        if fields.is_empty() || fields.len() > want || fields.iter().any(|f| f.parse::<u64>().is_err()) {
+            return Err(Errno::EINVAL);
+        }
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Fewer fields than the entry has (kernel.sem) change only the first ones.
+        let old = m.get(key).cloned().unwrap_or_else(|| (*default).to_string());
+        let mut vals: Vec<String> = old.split_whitespace().map(str::to_string).collect();
+        for (v, f) in vals.iter_mut().zip(&fields) {
+            *v = f.to_string();
+        }
+        m.insert(key, vals.join("\t"));
+        Ok(())
+    }
+
+    /// Applies config.json's `linux.sysctl`; names rvisor does not emulate are logged and
+    /// skipped.
+    pub fn apply_spec(&self, values: &[(String, String)]) {
+        for (name, value) in values {
+            match Self::path_of(name).map(|p| self.set(p, value.as_bytes())) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => tracing::warn!(%name, %value, ?e, "invalid sysctl value ignored"),
+                None => tracing::warn!(%name, "sysctl not emulated, ignored"),
+            }
+        }
+    }
+}
+
+/// A writable sysctl opened for writing: each write sets the value; reads show the
+/// current one.
+pub struct SysctlFile {
+    pub kernel: std::sync::Weak<Kernel>,
+    pub path: &'static str,
+    pub stat: rvisor_syscalls::types::Stat,
+}
+
+impl crate::vfs::file::FileImpl for SysctlFile {
+    fn read(&self, buf: &mut [u8], offset: u64, _flags: u32) -> Result<usize, Errno> {
+        let k = self.kernel.upgrade().ok_or(Errno::EIO)?;
+        let data = format!("{}\n", k.sysctl.get(self.path).ok_or(Errno::EIO)?).into_bytes();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+
+    fn write(&self, buf: &[u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
+        let k = self.kernel.upgrade().ok_or(Errno::EIO)?;
+        // Bounded like Linux's sysctl buffers: a page.
+        if buf.len() > 4096 {
+            return Err(Errno::EINVAL);
+        }
+        k.sysctl.set(self.path, buf)?;
+        Ok(buf.len())
+    }
+
+    fn stat(&self) -> Result<rvisor_syscalls::types::Stat, Errno> {
+        Ok(self.stat)
+    }
+}
+
 const SYS_FILES: &[&str] = &[
     "sys/kernel/cap_last_cap",
     "sys/kernel/domainname",
     "sys/kernel/hostname",
+    "sys/kernel/msgmax",
+    "sys/kernel/msgmnb",
+    "sys/kernel/msgmni",
     "sys/kernel/ngroups_max",
     "sys/kernel/osrelease",
     "sys/kernel/ostype",
     "sys/kernel/overflowgid",
     "sys/kernel/overflowuid",
     "sys/kernel/pid_max",
+    "sys/kernel/sem",
+    "sys/kernel/shm_rmid_forced",
     "sys/kernel/shmall",
     "sys/kernel/shmmax",
     "sys/kernel/shmmni",
@@ -51,6 +160,11 @@ const SYS_FILES: &[&str] = &[
     "sys/fs/file-max",
     "sys/fs/file-nr",
     "sys/fs/nr_open",
+    "sys/fs/mqueue/msg_default",
+    "sys/fs/mqueue/msg_max",
+    "sys/fs/mqueue/msgsize_default",
+    "sys/fs/mqueue/msgsize_max",
+    "sys/fs/mqueue/queues_max",
 ];
 
 fn parent_of(p: &str) -> &str {
@@ -342,8 +456,6 @@ pub fn generate(k: &Arc<Kernel>, path: &str) -> Result<Vec<u8>, Errno> {
         "sys/kernel/ostype" => format!("{}\n", uts.sysname),
         "sys/kernel/overflowgid" | "sys/kernel/overflowuid" => "65534\n".into(),
         "sys/kernel/pid_max" => "4194304\n".into(),
-        "sys/kernel/shmall" | "sys/kernel/shmmax" => "18446744073692774399\n".into(),
-        "sys/kernel/shmmni" => "4096\n".into(),
         "sys/kernel/threads-max" => "127000\n".into(),
         "sys/kernel/version" => format!("{}\n", uts.version),
         "sys/kernel/random/boot_id" => format!("{}\n", boot_id()),
@@ -355,7 +467,7 @@ pub fn generate(k: &Arc<Kernel>, path: &str) -> Result<Vec<u8>, Errno> {
         "sys/fs/file-max" => "9223372036854775807\n".into(),
         "sys/fs/file-nr" => "0\t0\t9223372036854775807\n".into(),
         "sys/fs/nr_open" => format!("{}\n", crate::kernel::fdtable::NR_OPEN),
-        _ => return Err(Errno::ENOENT),
+        _ => format!("{}\n", k.sysctl.get(path).ok_or(Errno::ENOENT)?),
     };
     Ok(s.into_bytes())
 }
@@ -388,6 +500,23 @@ mod tests {
         ] {
             assert!(m.lines().any(|l| l.starts_with(key)), "{key} missing");
         }
+    }
+
+    #[test]
+    fn writable_sysctls_take_numbers_and_keep_the_rest_of_a_vector() {
+        let s = Sysctl::default();
+        assert_eq!(Sysctl::path_of("kernel.shmmax"), Some("sys/kernel/shmmax"));
+        assert_eq!(Sysctl::path_of("fs.mqueue.queues_max"), Some("sys/fs/mqueue/queues_max"));
+        assert_eq!(Sysctl::path_of("kernel.hostname"), None);
+        s.set("sys/kernel/shmmax", b"1234\n").unwrap();
+        assert_eq!(s.get("sys/kernel/shmmax").as_deref(), Some("1234"));
+        s.set("sys/kernel/sem", b"7 8").unwrap();
+        assert_eq!(s.get("sys/kernel/sem").as_deref(), Some("7\t8\t500\t32000"));
+        assert_eq!(s.set("sys/kernel/msgmax", b"x"), Err(Errno::EINVAL));
+        assert_eq!(s.set("sys/kernel/msgmax", b"1 2"), Err(Errno::EINVAL));
+        assert_eq!(s.set("sys/kernel/pid_max", b"5"), Err(Errno::EACCES));
+        s.apply_spec(&[("kernel.msgmni".into(), "77".into()), ("net.core.somaxconn".into(), "1".into())]);
+        assert_eq!(s.get("sys/kernel/msgmni").as_deref(), Some("77"));
     }
 
     #[test]

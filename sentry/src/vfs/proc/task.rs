@@ -322,7 +322,7 @@ fn status(k: &Kernel, tg: &ThreadGroup, h: Option<&Arc<TaskHandle>>, info: &Task
     let _ = writeln!(o, "CapEff:\t{:016x}", c.caps.effective);
     let _ = writeln!(o, "CapBnd:\t{:016x}", c.caps.bounding);
     let _ = writeln!(o, "CapAmb:\t{:016x}", c.caps.ambient);
-    let _ = writeln!(o, "NoNewPrivs:\t0");
+    let _ = writeln!(o, "NoNewPrivs:\t{}", u8::from(info.no_new_privs));
     let _ = writeln!(o, "Seccomp:\t0");
     let _ = writeln!(o, "Seccomp_filters:\t0");
     let _ = writeln!(o, "Speculation_Store_Bypass:\tthread vulnerable");
