@@ -87,6 +87,10 @@ pub struct BootSpec {
     pub memory_limit: Option<u64>,
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
+    /// Create a missing working directory (and its parents) in the root, as runc does for
+    /// an OCI bundle's `process.cwd`; otherwise a missing one is an error.
+    #[serde(default)]
+    pub create_cwd: bool,
 }
 
 fn default_umask() -> u32 {
@@ -119,6 +123,7 @@ impl Default for BootSpec {
             pids_limit: None,
             memory_limit: None,
             oom_score_adj: None,
+            create_cwd: false,
         }
     }
 }
@@ -282,6 +287,9 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3], io: &mut
     let server = ServerState::new();
     if !spec.wait_for_start {
         server.mark_started();
+    }
+    if spec.create_cwd {
+        mounts::make_dir(&kernel, &spec.cwd).map_err(|errno| BootError::Cwd { path: spec.cwd.clone(), errno })?;
     }
     start_init(&kernel, &spec, init_pid, fds, spec.wait_for_start.then(|| server.start_gate.clone()))?;
     if let Some(l) = listener {

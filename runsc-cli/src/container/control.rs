@@ -14,7 +14,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn connect(path: &Path) -> anyhow::Result<Conn> {
-        let sock = UnixStream::connect(path).map_err(|e| anyhow!("the sandbox does not answer ({}): {e}", path.display()))?;
+        let sock = rvisor_sentry::control::protocol::with_socket_path(path, |p| UnixStream::connect(p)).map_err(|e| anyhow!("the sandbox does not answer ({}): {e}", path.display()))?;
         Ok(Conn { sock })
     }
 

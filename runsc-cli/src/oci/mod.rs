@@ -159,6 +159,7 @@ pub fn plan(g: &crate::GlobalFlags, bundle: &Path, id: &str) -> anyhow::Result<P
         "overlay": overlay,
         "rlimits": rlimits,
         "wait_for_start": true,
+        "create_cwd": true,
         "umask": process.user.umask.unwrap_or(0o022),
         "no_new_privs": process.no_new_privileges,
         // The spec's absent capabilities are the empty set.

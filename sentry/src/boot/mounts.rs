@@ -145,6 +145,17 @@ fn make_mount_point(k: &Kernel, path: &str, file: bool) -> Result<Arc<Dentry>, E
     Ok(cur)
 }
 
+/// Makes sure the directory `path` exists in the sandbox's root, creating it and its
+/// parents if missing (a process's working directory).
+pub(crate) fn make_dir(k: &Kernel, path: &str) -> Result<(), Errno> {
+    let d = make_mount_point(k, path, false)?;
+    if d.inode().is_dir() {
+        Ok(())
+    } else {
+        Err(Errno::ENOTDIR)
+    }
+}
+
 /// The sandbox's sysfs: the CPU topology files glibc reads, and /sys/fs/cgroup as a mount
 /// point for the container's cgroup mount.
 pub fn sysfs() -> Arc<dyn Inode> {

@@ -126,6 +126,31 @@ impl Response {
     }
 }
 
+/// Longest path a `sockaddr_un` holds (108 bytes with the terminating NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// Calls `f` with a path to the socket `path` that fits in a `sockaddr_un`: `path` itself
+/// when it is short enough, else `/proc/self/fd/N/NAME` through a descriptor of its
+/// directory (state directories under a long `--root` exceed the limit).
+pub fn with_socket_path<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return f(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path has no file name"));
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)?;
+    let short = Path::new(&format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir))).join(name);
+    if short.as_os_str().len() > SUN_PATH_MAX {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket file name too long"));
+    }
+    f(&short)
+}
+
 fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
@@ -233,7 +258,7 @@ impl ControlClient {
     /// Connects to the control socket at `path`.
     pub fn connect(path: impl AsRef<Path>) -> io::Result<Self> {
         Ok(ControlClient {
-            sock: UnixStream::connect(path)?,
+            sock: with_socket_path(path.as_ref(), |p| UnixStream::connect(p))?,
         })
     }
 

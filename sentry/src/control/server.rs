@@ -70,7 +70,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
         }
         _ => {}
     }
-    UnixListener::bind(path)
+    super::protocol::with_socket_path(path, |p| UnixListener::bind(p))
 }
 
 /// Serves `listener` on a new sentry thread for as long as the sandbox runs.
