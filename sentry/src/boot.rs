@@ -246,7 +246,7 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3], io: &mut
     mounts.mount(&root, b"sys", sysfs, VfsMount::new("sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME));
     let uts = UtsInfo { nodename: spec.hostname.clone(), release: spec.kernel_release.clone(), ..UtsInfo::default() };
     let kernel = Kernel::new(platform, memory, vfs, uts);
-    kernel.sysctl.apply_spec(&spec.sysctl);
+    crate::vfs::proc::system::apply_spec(&kernel, &spec.sysctl);
     procfs.set_kernel(&kernel);
 
     kernel.vfs.mounts().mount(&dev, b"pts", kernel.devpts.root(), VfsMount::new("devpts", "devpts", MS_NOSUID | MS_NOEXEC).options("gid=5,mode=620,ptmxmode=666"));
@@ -348,6 +348,7 @@ fn start_init(kernel: &Arc<Kernel>, spec: &BootSpec, pid: i32, fds: FdTable, hol
         umask: spec.umask,
         rlimits: rlimits_from(&spec.rlimits),
         no_new_privs: spec.no_new_privs,
+        oom_score_adj: spec.oom_score_adj.unwrap_or(0),
         fds,
         hold,
     };

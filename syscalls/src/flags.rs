@@ -679,6 +679,7 @@ pub mod capability {
     pub const CAP_SETUID: u32 = 7;
     pub const CAP_SETPCAP: u32 = 8;
     pub const CAP_SYS_ADMIN: u32 = 21;
+    pub const CAP_SYS_RESOURCE: u32 = 24;
     pub const CAP_LINUX_IMMUTABLE: u32 = 9;
     pub const CAP_NET_BIND_SERVICE: u32 = 10;
     pub const CAP_SYS_CHROOT: u32 = 18;
@@ -708,4 +709,76 @@ pub mod capability {
     pub const PR_CAP_AMBIENT_RAISE: u64 = 2;
     pub const PR_CAP_AMBIENT_LOWER: u64 = 3;
     pub const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
+}
+
+/// The OOM killer's per-process adjustment (/proc/PID/oom_score_adj).
+pub mod oom {
+    pub const OOM_SCORE_ADJ_MIN: i32 = -1000;
+    pub const OOM_SCORE_ADJ_MAX: i32 = 1000;
+}
+
+/// Sockets (AF_UNIX): families, types, send/receive flags, SOL_SOCKET options and
+/// control messages (x86_64 layout).
+pub mod socket {
+    pub const AF_UNSPEC: i32 = 0;
+    pub const AF_UNIX: i32 = 1;
+    pub const AF_INET: i32 = 2;
+    pub const AF_INET6: i32 = 10;
+    pub const AF_MAX: i32 = 46;
+    pub const SOCK_STREAM: i32 = 1;
+    pub const SOCK_DGRAM: i32 = 2;
+    pub const SOCK_RAW: i32 = 3;
+    pub const SOCK_SEQPACKET: i32 = 5;
+    pub const SOCK_MAX: i32 = 11;
+    pub const SOCK_TYPE_MASK: i32 = 0xf;
+
+    pub const MSG_OOB: u32 = 0x1;
+    pub const MSG_PEEK: u32 = 0x2;
+    pub const MSG_CTRUNC: u32 = 0x8;
+    pub const MSG_TRUNC: u32 = 0x20;
+    pub const MSG_DONTWAIT: u32 = 0x40;
+    pub const MSG_WAITALL: u32 = 0x100;
+    pub const MSG_NOSIGNAL: u32 = 0x4000;
+    pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
+
+    pub const SOL_SOCKET: i32 = 1;
+    pub const SO_DEBUG: i32 = 1;
+    pub const SO_REUSEADDR: i32 = 2;
+    pub const SO_TYPE: i32 = 3;
+    pub const SO_ERROR: i32 = 4;
+    pub const SO_DONTROUTE: i32 = 5;
+    pub const SO_BROADCAST: i32 = 6;
+    pub const SO_SNDBUF: i32 = 7;
+    pub const SO_RCVBUF: i32 = 8;
+    pub const SO_KEEPALIVE: i32 = 9;
+    pub const SO_OOBINLINE: i32 = 10;
+    pub const SO_PASSCRED: i32 = 16;
+    pub const SO_PEERCRED: i32 = 17;
+    pub const SO_RCVTIMEO: i32 = 20;
+    pub const SO_SNDTIMEO: i32 = 21;
+    pub const SO_ACCEPTCONN: i32 = 30;
+    pub const SO_PASSSEC: i32 = 34;
+    pub const SO_PROTOCOL: i32 = 38;
+    pub const SO_DOMAIN: i32 = 39;
+
+    pub const SCM_RIGHTS: i32 = 1;
+    pub const SCM_CREDENTIALS: i32 = 2;
+    /// Most files one SCM_RIGHTS message may carry.
+    pub const SCM_MAX_FD: usize = 253;
+
+    /// `sizeof(struct sockaddr_storage)`.
+    pub const SOCKADDR_STORAGE: u32 = 128;
+    /// `sizeof(struct sockaddr_un)`.
+    pub const SOCKADDR_UN: u32 = 110;
+    /// `sizeof(struct msghdr)`.
+    pub const MSGHDR_SIZE: usize = 56;
+    /// `sizeof(struct cmsghdr)` (`cmsg_len: size_t`, `cmsg_level`, `cmsg_type`).
+    pub const CMSGHDR_SIZE: usize = 16;
+    /// `sizeof(struct ucred)` (pid, uid, gid).
+    pub const UCRED_SIZE: usize = 12;
+
+    /// `CMSG_ALIGN`: control message parts are aligned to `size_t`.
+    pub const fn cmsg_align(len: usize) -> usize {
+        (len + 7) & !7
+    }
 }

@@ -269,8 +269,9 @@ static void openat2_section(void) {
     REQUIRE(op >= 0);
     char c;
     out("read O_PATH: %s\n", res(read(op, &c, 1)));
-    struct stat st;
-    out("fstat O_PATH: %s, size %lld\n", fstat(op, &st) == 0 ? "ok" : err(errno), (long long)st.st_size);
+    struct stat st = {0};
+    int fr = fstat(op, &st); /* before reading st: argument evaluation order is unspecified */
+    out("fstat O_PATH: %s, size %lld\n", fr == 0 ? "ok" : err(errno), (long long)st.st_size);
     out("F_GETFL O_PATH: %s\n", (fcntl(op, F_GETFL) & O_PATH) ? "has O_PATH" : "no");
     int od = open(path_of("o2/sub"), O_PATH | O_DIRECTORY);
     out("openat from an O_PATH dir: %s\n", o2r(openat(od, "f", O_RDONLY)));

@@ -1,6 +1,7 @@
 //! rvisor's runc-compatible CLI on OCI bundles with a busybox root: `spec`, the lifecycle
 //! (create → start → state → kill/wait → delete), `run`, `exec`, `list`, `ps`, config.json
-//! honoured inside (hostname, ids, capabilities, rlimits, env, mounts) and bad input.
+//! honoured inside (hostname, ids, capabilities, rlimits, env, mounts, oomScoreAdj, UTS
+//! sysctls), `pause`/`resume`, `events --stats` and bad input.
 
 use rvisor_tests::oci::Bundle;
 use rvisor_tests::{assert_clean_error, TempDir};
@@ -187,4 +188,160 @@ fn exec_ps_and_detached_exec() {
     b.rv(&["kill", "e1", "KILL"]).assert_code(0);
     b.rv(&["delete", "--force", "e1"]).assert_code(0);
     assert!(b.leftovers().is_empty());
+}
+
+#[test]
+fn oom_score_adj_from_the_spec_inherited_and_guarded_like_linux() {
+    let b = Bundle::new("oci-oom-adj", &["sleep", "1000"]);
+    // rvisor spec's default capabilities lack CAP_SYS_RESOURCE.
+    b.edit(|c| c["process"]["oomScoreAdj"] = json!(100));
+    b.create("o1");
+    b.rv(&["start", "o1"]).assert_code(0);
+    // Raising is free; going back down to the value the runtime set is allowed, below it is
+    // not (EACCES); out of range is EINVAL. A fork inherits the value.
+    let script = "cat /proc/1/oom_score_adj /proc/self/oom_score_adj; \
+                  echo 500 > /proc/self/oom_score_adj; cat /proc/self/oom_score_adj; \
+                  echo 100 > /proc/self/oom_score_adj && echo back-to-floor; \
+                  (echo 99 > /proc/self/oom_score_adj) 2>&1; \
+                  (echo 1001 > /proc/self/oom_score_adj) 2>&1; \
+                  cat /proc/self/oom_score_adj";
+    let o = b.rv(&["exec", "o1", "sh", "-c", script]);
+    o.assert_code(0);
+    let out = o.stdout_str();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..4], ["100", "100", "500", "back-to-floor"], "{}", o.dump());
+    assert!(lines[4].contains("Permission denied"), "{}", o.dump());
+    assert!(lines[5].contains("Invalid argument"), "{}", o.dump());
+    assert_eq!(lines[6..], ["100"], "{}", o.dump());
+    // An exec'd process gets its own process.oomScoreAdj; -1000 means never chosen: score 0.
+    let mut p = b.config()["process"].clone();
+    p["args"] = json!(["cat", "/proc/self/oom_score_adj", "/proc/self/oom_score"]);
+    p["oomScoreAdj"] = json!(-1000);
+    let pf = b.tmp.path().join("process.json");
+    std::fs::write(&pf, serde_json::to_vec(&p).unwrap()).unwrap();
+    let o = b.rv(&["exec", "--process", pf.to_str().unwrap(), "o1"]);
+    o.assert_code(0);
+    assert_eq!(o.stdout_str(), "-1000\n0\n", "{}", o.dump());
+    // oom_score is on Linux's 0..=2000 scale: 1000 + memory share + adj.
+    let o = b.rv(&["exec", "o1", "cat", "/proc/self/oom_score"]);
+    let score: i64 = o.stdout_str().trim().parse().unwrap_or_else(|_| panic!("{}", o.dump()));
+    assert!((1100..=2000).contains(&score), "{}", o.dump());
+    b.rv(&["kill", "o1", "KILL"]).assert_code(0);
+    b.rv(&["delete", "--force", "o1"]).assert_code(0);
+}
+
+#[test]
+fn uts_sysctls_set_the_host_and_domain_names() {
+    let b = Bundle::new(
+        "oci-uts-sysctl",
+        &["sh", "-c", "uname -n; cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname; \
+                       echo other.dom > /proc/sys/kernel/domainname; echo box2 > /proc/sys/kernel/hostname; \
+                       cat /proc/sys/kernel/domainname; uname -n; cat /proc/sys/kernel/msgmni"],
+    );
+    b.edit(|c| {
+        c["hostname"] = json!("box1");
+        c["linux"]["sysctl"] = json!({ "kernel.domainname": "oci.test", "kernel.hostname": "sysctl-host", "kernel.msgmni": "77" });
+        // Writable /proc/sys, to check guest writes too.
+        c["linux"]["readonlyPaths"] = json!([]);
+    });
+    let d = b.rv_detached("run", &["run", "--bundle", b.dir().to_str().unwrap(), "u1"]);
+    assert_eq!(d.code, Some(0), "run: {}", d.stderr);
+    let out = std::fs::read_to_string(&d.out).unwrap();
+    // linux.sysctl is applied after the hostname, as runc does.
+    assert_eq!(out, "sysctl-host\nsysctl-host\noci.test\nother.dom\nbox2\n77\n");
+}
+
+/// The size of `path` (0 while it does not exist).
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Waits (up to the test timeout) until `path` is longer than `than` bytes.
+#[track_caller]
+fn wait_growth(path: &std::path::Path, than: u64) {
+    let deadline = std::time::Instant::now() + rvisor_tests::timeout();
+    while file_len(path) <= than {
+        assert!(std::time::Instant::now() < deadline, "{} never grew past {than} bytes", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pause_freezes_the_container_and_resume_continues_it() {
+    let b = Bundle::new("oci-pause", &["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >> /out/counter; usleep 50000; done"]);
+    let host = b.tmp.path().join("out");
+    std::fs::create_dir_all(&host).unwrap();
+    let src = host.to_str().unwrap().to_string();
+    b.edit(|c| c["mounts"].as_array_mut().unwrap().push(json!({ "destination": "/out", "type": "bind", "source": src, "options": ["rbind"] })));
+    std::fs::create_dir_all(b.rootfs().join("out")).unwrap();
+    let counter = host.join("counter");
+    b.create("p1");
+    b.rv(&["start", "p1"]).assert_code(0);
+    wait_growth(&counter, 0);
+
+    b.rv(&["pause", "p1"]).assert_code(0);
+    assert_eq!(b.state("p1")["status"], json!("paused"));
+    assert_clean_error(&b.rv(&["pause", "p1"]));
+    assert_clean_error(&b.rv(&["exec", "p1", "true"]));
+    // A write already inside the sentry when the pause came may still land; after that,
+    // nothing (the loop writes every 50 ms when it runs).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let frozen = file_len(&counter);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(file_len(&counter), frozen, "the counter grew while paused");
+
+    b.rv(&["resume", "p1"]).assert_code(0);
+    assert_eq!(b.state("p1")["status"], json!("running"));
+    assert_clean_error(&b.rv(&["resume", "p1"]));
+    wait_growth(&counter, frozen);
+    // The numbers are consecutive: the loop was held, not restarted.
+    let text = std::fs::read_to_string(&counter).unwrap();
+    for (i, l) in text.lines().enumerate() {
+        assert_eq!(l, (i + 1).to_string(), "{text}");
+    }
+
+    // A paused container can be killed, then deleted.
+    b.rv(&["pause", "p1"]).assert_code(0);
+    let pid = b.state("p1")["pid"].as_i64().unwrap() as i32;
+    b.rv(&["kill", "p1", "KILL"]).assert_code(0);
+    rvisor_tests::wait_all_gone(&rvisor_tests::HostProcess::read(pid).into_iter().collect::<Vec<_>>(), std::time::Duration::from_secs(20));
+    assert_eq!(b.state("p1")["status"], json!("stopped"));
+    b.rv(&["delete", "p1"]).assert_code(0);
+    assert!(b.leftovers().is_empty(), "state left behind: {:?}", b.leftovers());
+}
+
+#[test]
+fn events_stats_reports_the_containers_processes() {
+    let b = Bundle::new("oci-stats", &["sh", "-c", "sleep 1000 & sleep 1000 & echo > /out/ready; wait"]);
+    let host = b.tmp.path().join("out");
+    std::fs::create_dir_all(&host).unwrap();
+    let src = host.to_str().unwrap().to_string();
+    b.edit(|c| c["mounts"].as_array_mut().unwrap().push(json!({ "destination": "/out", "type": "bind", "source": src, "options": ["rbind"] })));
+    std::fs::create_dir_all(b.rootfs().join("out")).unwrap();
+    b.create("s1");
+    b.rv(&["start", "s1"]).assert_code(0);
+    // Both children exist once the shell has forked them and written the file.
+    wait_growth(&host.join("ready"), 0);
+    let o = b.rv(&["events", "--stats", "s1"]);
+    o.assert_code(0);
+    let text = o.stdout_str();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", o.dump());
+    let ev: serde_json::Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {}", o.dump()));
+    assert_eq!(ev["type"], json!("stats"));
+    assert_eq!(ev["id"], json!("s1"));
+    // sh and its two sleeps.
+    assert_eq!(ev["data"]["pids"]["current"], json!(3), "{ev}");
+    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().is_some_and(|m| m > 0), "{ev}");
+    assert!(ev["data"]["cpu"]["usage"]["total"].as_u64().is_some(), "{ev}");
+    // A detached exec is one more.
+    let d = b.rv_detached("exec", &["exec", "--detach", "s1", "sleep", "1000"]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    let o = b.rv(&["events", "--stats", "s1"]);
+    let ev: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.dump()));
+    assert_eq!(ev["data"]["pids"]["current"], json!(4), "{ev}");
+    b.rv(&["kill", "s1", "KILL"]).assert_code(0);
+    b.rv(&["delete", "--force", "s1"]).assert_code(0);
+    // Stats of a stopped or unknown container: one clear error.
+    assert_clean_error(&b.rv(&["events", "--stats", "s1"]));
 }

@@ -119,6 +119,18 @@ fn containerd_runs_containers_through_the_runc_shim() {
         String::from_utf8_lossy(&ls.stdout).lines().find(|l| l.starts_with("c4 ")).map(|l| l.split_whitespace().last().unwrap_or("").to_string())
     };
     assert_eq!(task_state(&d).as_deref(), Some("RUNNING"));
+    // An exec with a terminal (`rvisor exec --tty --console-socket`), under script(1): the
+    // process's stdio is a pty of the sandbox, its output reaches ctr's terminal, and its
+    // exit status is ctr's.
+    let o = Command::new("timeout")
+        .args(["60", "script", "-qfec", &format!("ctr -a {} task exec -t --exec-id e2 c4 sh -c 'tty; echo done; exit 3'", d.sock), "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("/dev/pts/") && text.contains("done"), "{text}");
+    assert_eq!(o.status.code(), Some(3), "{text}");
+    assert!(!o.stdout.contains(&0), "a NUL byte on the terminal: {:?}", text);
     assert!(ctr(&d, &["task", "kill", "-s", "SIGKILL", "c4"]).status.success());
     let deadline = std::time::Instant::now() + rvisor_tests::timeout();
     while task_state(&d).as_deref() != Some("STOPPED") {

@@ -84,6 +84,7 @@ fn to_spec(p: &Process) -> anyhow::Result<ProcessSpec> {
             permitted: c.permitted,
             ambient: c.ambient,
         }).unwrap_or_default()),
+        oom_score_adj: p.oom_score_adj,
     })
 }
 

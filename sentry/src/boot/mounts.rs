@@ -122,7 +122,18 @@ fn make_mount_point(k: &Kernel, path: &str, file: bool) -> Result<Arc<Dentry>, E
             Err(Errno::ENOENT) => {
                 let last = i + 1 == parts.len();
                 let inode = if last && file {
-                    cur.inode().create(name.as_bytes(), 0o644, 0, 0)?
+                    match cur.inode().create(name.as_bytes(), 0o644, 0, 0) {
+                        Ok(inode) => inode,
+                        // A read-only root (runc makes the file on the host before the
+                        // root becomes read-only): the mount point is an empty file that
+                        // exists only in the dentry tree, under the mount.
+                        Err(Errno::EPERM) | Err(Errno::EROFS) | Err(Errno::EOPNOTSUPP) => crate::vfs::synthetic::build(
+                            0x7,
+                            rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC,
+                            crate::vfs::synthetic::Node::File(vec![]),
+                        ),
+                        Err(e) => return Err(e),
+                    }
                 } else {
                     match cur.inode().mkdir(name.as_bytes(), 0o755, 0, 0) {
                         Ok(inode) => inode,

@@ -80,6 +80,9 @@ pub struct ProcessSpec {
     pub no_new_privs: bool,
     #[serde(default)]
     pub capabilities: Option<Capabilities>,
+    /// config.json's `process.oomScoreAdj`; `None` keeps 0.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 /// One sandbox process, for `ps`.

@@ -240,6 +240,7 @@ fn exec(k: &Arc<Kernel>, p: ProcessSpec, fds: Vec<OwnedFd>) -> Result<i32, Respo
         umask: p.umask.unwrap_or(0o022),
         rlimits: rlimits_from(&p.rlimits),
         no_new_privs: p.no_new_privs,
+        oom_score_adj: p.oom_score_adj.unwrap_or(0),
         fds: table,
         hold: None,
     };

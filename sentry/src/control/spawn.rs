@@ -14,6 +14,7 @@ use crate::kernel::clone::{spawn, Prepare, TaskSeed};
 use crate::kernel::exec::{find_executable_as, initial_regs, load_image};
 use crate::kernel::fdtable::{FdTable, NR_OPEN};
 use crate::kernel::task::{default_rlimits, Creds, FsContext};
+use rvisor_syscalls::flags::oom::{OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN};
 use crate::kernel::{Kernel, TaskHandle, ThreadGroup};
 use crate::vfs::Lookup;
 
@@ -28,6 +29,8 @@ pub struct NewProcess {
     pub umask: u32,
     pub rlimits: [Rlimit; RLIM_NLIMITS],
     pub no_new_privs: bool,
+    /// /proc/PID/oom_score_adj (clamped to -1000..=1000).
+    pub oom_score_adj: i32,
     pub fds: FdTable,
     /// Hold the loaded program until this gate opens (`Start` of a created container).
     pub hold: Option<Arc<Gate>>,
@@ -122,6 +125,8 @@ pub fn spawn_process(kernel: &Arc<Kernel>, p: NewProcess) -> Result<i32, SpawnEr
     let tid = p.pid;
     let handlers = Arc::new(Mutex::new([SigAction::default(); 64]));
     let tg = ThreadGroup::new(tid, Weak::new(), tid, tid, 0, handlers);
+    // Set by the runtime (privileged), so it is also the floor the process may return to.
+    let _ = tg.set_oom_score_adj(p.oom_score_adj.clamp(OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX), true);
     let handle = TaskHandle::new(tid, tg.clone(), SigSet::default());
     tg.lock().threads.push(handle.clone());
     kernel.control.watch(tid);

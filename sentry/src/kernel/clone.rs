@@ -162,7 +162,11 @@ pub fn do_clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
             (g.pgid, g.sid)
         };
         let weak = parent.as_ref().map(Arc::downgrade).unwrap_or_default();
-        ThreadGroup::new(tid, weak, pgid, sid, a.exit_signal, handlers)
+        let tg = ThreadGroup::new(tid, weak, pgid, sid, a.exit_signal, handlers);
+        for (mine, theirs) in [(&tg.oom_score_adj, &parent_tg.oom_score_adj), (&tg.oom_score_adj_min, &parent_tg.oom_score_adj_min)] {
+            mine.store(theirs.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
+        }
+        tg
     };
     if f & CLONE_VM != 0 && f & CLONE_THREAD == 0 {
         tg.cpu_untracked.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -32,6 +32,11 @@ pub fn exit_task(t: &mut Task) {
         g.threads.is_empty()
     };
     t.handle.exited.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Linux closes a task's files before the task can be reaped: a parent that waited for
+    // it finds its pipe ends closed and its listening sockets gone. The table goes with its
+    // last user (threads sharing it keep it open); /proc's copy of it goes now too.
+    t.handle.update_proc_info(|p| p.fds = None);
+    drop(std::mem::replace(&mut t.fds, Arc::new(std::sync::Mutex::new(crate::kernel::fdtable::FdTable::new()))));
     {
         let mut comm = tg.exited_comm.lock().unwrap_or_else(|p| p.into_inner());
         if tid == tg.tgid || (last && comm.is_empty()) {

@@ -47,6 +47,34 @@ pub struct UtsInfo {
     pub domainname: String,
 }
 
+/// The UTS names a sysctl or a set*name call may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UtsName {
+    /// `kernel.hostname`, sethostname(2), `uname -n`.
+    Node,
+    /// `kernel.domainname`, setdomainname(2).
+    Domain,
+}
+
+/// The longest UTS name (Linux's `__NEW_UTS_LEN`).
+pub const UTS_NAME_MAX: usize = 64;
+
+impl UtsInfo {
+    /// Sets a UTS name: EINVAL beyond [`UTS_NAME_MAX`] bytes or for bytes that are not
+    /// UTF-8 (rvisor keeps names as text).
+    pub fn set_name(&mut self, which: UtsName, value: &[u8]) -> Result<(), rvisor_syscalls::Errno> {
+        if value.len() > UTS_NAME_MAX {
+            return Err(rvisor_syscalls::Errno::EINVAL);
+        }
+        let v = std::str::from_utf8(value).map_err(|_| rvisor_syscalls::Errno::EINVAL)?.to_string();
+        match which {
+            UtsName::Node => self.nodename = v,
+            UtsName::Domain => self.domainname = v,
+        }
+        Ok(())
+    }
+}
+
 impl Default for UtsInfo {
     fn default() -> Self {
         UtsInfo {

@@ -78,6 +78,11 @@ pub struct ThreadGroup {
     /// The name (comm) /proc shows once the group has no live thread (a zombie): the
     /// leader's when it exits, else the last thread's.
     pub exited_comm: Mutex<Vec<u8>>,
+    /// /proc/PID/oom_score_adj (-1000..=1000): inherited at fork, kept across execve.
+    pub oom_score_adj: AtomicI32,
+    /// The lowest oom_score_adj the group may go back to without CAP_SYS_RESOURCE (the
+    /// last value a privileged writer set; Linux's `oom_score_adj_min`).
+    pub oom_score_adj_min: AtomicI32,
 }
 
 impl ThreadGroup {
@@ -107,6 +112,8 @@ impl ThreadGroup {
             cpu_base_ns: AtomicU64::new(0),
             children_cpu_ns: AtomicU64::new(0),
             exited_comm: Mutex::new(Vec::new()),
+            oom_score_adj: AtomicI32::new(0),
+            oom_score_adj_min: AtomicI32::new(0),
         })
     }
 
@@ -167,6 +174,26 @@ impl ThreadGroup {
     pub fn cpu_time_ns(&self) -> u64 {
         let cur = rvisor_platform::host_process_cpu_time(self.host_process.load(Ordering::Relaxed)).map_or(0, |d| d.as_nanos() as u64);
         self.cpu_base_ns.load(Ordering::Relaxed) + cur
+    }
+
+    /// Sets oom_score_adj to `adj` as a writer with (`privileged`) or without
+    /// CAP_SYS_RESOURCE: EINVAL outside -1000..=1000, EACCES below the group's minimum
+    /// without the capability; a privileged write also sets the minimum.
+    pub fn set_oom_score_adj(&self, adj: i32, privileged: bool) -> Result<(), rvisor_syscalls::Errno> {
+        use rvisor_syscalls::flags::oom::{OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN};
+        if !(OOM_SCORE_ADJ_MIN..=OOM_SCORE_ADJ_MAX).contains(&adj) {
+            return Err(rvisor_syscalls::Errno::EINVAL);
+        }
+        // The group's lock orders concurrent writers.
+        let _g = self.lock();
+        if adj < self.oom_score_adj_min.load(Ordering::Relaxed) && !privileged {
+            return Err(rvisor_syscalls::Errno::EACCES);
+        }
+        self.oom_score_adj.store(adj, Ordering::Relaxed);
+        if privileged {
+            self.oom_score_adj_min.store(adj, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Whether the group can still receive signals and run.

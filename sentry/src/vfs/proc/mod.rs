@@ -107,6 +107,7 @@ pub enum TaskFile {
     MountInfo,
     Cgroup,
     Limits,
+    OomScore,
     OomScoreAdj,
     LoginUid,
 }
@@ -158,6 +159,7 @@ const TASK_FILES: &[(&str, TaskFile)] = &[
     ("maps", TaskFile::Maps),
     ("mountinfo", TaskFile::MountInfo),
     ("mounts", TaskFile::Mounts),
+    ("oom_score", TaskFile::OomScore),
     ("oom_score_adj", TaskFile::OomScoreAdj),
     ("smaps", TaskFile::Smaps),
     ("stat", TaskFile::Stat),
@@ -304,6 +306,15 @@ impl ProcInode {
         })
     }
 
+    /// Whether the node is a file a guest may open for writing.
+    fn writable(&self) -> bool {
+        match self.node {
+            Node::SysFile(path) => system::is_writable(path),
+            Node::TaskFile(_, TaskFile::OomScoreAdj) => true,
+            _ => false,
+        }
+    }
+
     /// Generates a file's contents.
     fn generate(&self) -> Result<Vec<u8>, Errno> {
         let k = self.kernel()?;
@@ -417,6 +428,11 @@ impl Inode for ProcInode {
         }
     }
 
+    fn read_only(&self) -> bool {
+        // Only the files a guest may write (writable sysctls, oom_score_adj) take writes.
+        !self.writable()
+    }
+
     fn cache_children(&self) -> bool {
         // Fixed system directories are the only ones whose entries never change.
         matches!(self.node, Node::SysDir(_))
@@ -438,8 +454,11 @@ impl Inode for ProcInode {
         }
         if flags & O_ACCMODE != O_RDONLY {
             return match self.node {
-                Node::SysFile(path) if system::WRITABLE.iter().any(|(w, _)| *w == path) => {
+                Node::SysFile(path) if self.writable() => {
                     Ok(Arc::new(system::SysctlFile { kernel: Arc::downgrade(&self.kernel()?), path, stat: self.stat()? }))
+                }
+                Node::TaskFile(target, TaskFile::OomScoreAdj) => {
+                    Ok(Arc::new(task::OomScoreAdjFile { kernel: Arc::downgrade(&self.kernel()?), target, stat: self.stat()? }))
                 }
                 _ => Err(Errno::EACCES),
             };

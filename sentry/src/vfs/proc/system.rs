@@ -9,7 +9,7 @@ use rvisor_syscalls::Errno;
 
 use super::task::CLK_TCK;
 use super::Node;
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, UtsName};
 
 /// The fixed entries of /proc besides self, thread-self and the pids.
 pub const ROOT_ENTRIES: &[(&str, Node)] = &[
@@ -44,6 +44,45 @@ pub const WRITABLE: &[(&str, &str)] = &[
     ("sys/fs/mqueue/msgsize_max", "8192"),
     ("sys/fs/mqueue/queues_max", "256"),
 ];
+
+/// The sysctls that are the kernel's UTS names (`uname`'s nodename and domainname), not
+/// values of their own.
+const UTS_SYSCTLS: &[(&str, UtsName)] = &[("sys/kernel/hostname", UtsName::Node), ("sys/kernel/domainname", UtsName::Domain)];
+
+fn uts_sysctl(path: &str) -> Option<UtsName> {
+    UTS_SYSCTLS.iter().find(|(p, _)| *p == path).map(|(_, n)| *n)
+}
+
+/// Whether a guest may open the /proc file at `path` for writing.
+pub fn is_writable(path: &str) -> bool {
+    WRITABLE.iter().any(|(w, _)| *w == path) || uts_sysctl(path).is_some()
+}
+
+/// Sets the UTS sysctl `which` from what a guest wrote (or config.json gave): the first
+/// line, at most 64 bytes.
+fn set_uts(k: &Kernel, which: UtsName, text: &[u8]) -> Result<(), Errno> {
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    k.uts.lock().unwrap_or_else(|p| p.into_inner()).set_name(which, line)
+}
+
+/// Applies config.json's `linux.sysctl`: `kernel.hostname` and `kernel.domainname` set the
+/// UTS names (as on Linux, where they are the same values), the rest go to the emulated
+/// store ([`Sysctl::apply_spec`]).
+pub fn apply_spec(k: &Kernel, values: &[(String, String)]) {
+    let mut rest = Vec::new();
+    for (name, value) in values {
+        let path = format!("sys/{}", name.trim_start_matches('/').replace('.', "/"));
+        match uts_sysctl(&path) {
+            Some(which) => {
+                if let Err(e) = set_uts(k, which, value.as_bytes()) {
+                    tracing::warn!(%name, %value, ?e, "invalid sysctl value ignored");
+                }
+            }
+            None => rest.push((name.clone(), value.clone())),
+        }
+    }
+    k.sysctl.apply_spec(&rest);
+}
 
 /// The values of the [`WRITABLE`] sysctls that were set (the others read their default).
 #[derive(Default)]
@@ -97,7 +136,7 @@ impl Sysctl {
     }
 }
 
-/// A writable sysctl opened for writing: each write sets the value; reads show the
+/// A writable sysctl (or UTS name) opened for writing: each write sets the value; reads show the
 /// current one.
 pub struct SysctlFile {
     pub kernel: std::sync::Weak<Kernel>,
@@ -108,7 +147,10 @@ pub struct SysctlFile {
 impl crate::vfs::file::FileImpl for SysctlFile {
     fn read(&self, buf: &mut [u8], offset: u64, _flags: u32) -> Result<usize, Errno> {
         let k = self.kernel.upgrade().ok_or(Errno::EIO)?;
-        let data = format!("{}\n", k.sysctl.get(self.path).ok_or(Errno::EIO)?).into_bytes();
+        let data = match uts_sysctl(self.path) {
+            Some(_) => generate(&k, self.path)?,
+            None => format!("{}\n", k.sysctl.get(self.path).ok_or(Errno::EIO)?).into_bytes(),
+        };
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
@@ -121,7 +163,10 @@ impl crate::vfs::file::FileImpl for SysctlFile {
         if buf.len() > 4096 {
             return Err(Errno::EINVAL);
         }
-        k.sysctl.set(self.path, buf)?;
+        match uts_sysctl(self.path) {
+            Some(which) => set_uts(&k, which, buf)?,
+            None => k.sysctl.set(self.path, buf)?,
+        }
         Ok(buf.len())
     }
 
@@ -216,7 +261,7 @@ fn random_uuid() -> String {
 
 /// The host's memory figures (sysinfo(2)), in bytes: total, free, shared, buffers,
 /// swap total, swap free.
-fn host_memory() -> [u64; 6] {
+pub(crate) fn host_memory() -> [u64; 6] {
     // SAFETY: `s` is a plain C struct that sysinfo fills on success.
     let mut s: libc::sysinfo = unsafe { std::mem::zeroed() };
     // SAFETY: valid out-pointer.
@@ -517,6 +562,17 @@ mod tests {
         assert_eq!(s.set("sys/kernel/pid_max", b"5"), Err(Errno::EACCES));
         s.apply_spec(&[("kernel.msgmni".into(), "77".into()), ("net.core.somaxconn".into(), "1".into())]);
         assert_eq!(s.get("sys/kernel/msgmni").as_deref(), Some("77"));
+    }
+
+    #[test]
+    fn uts_sysctls_are_the_kernels_names() {
+        assert!(is_writable("sys/kernel/domainname") && is_writable("sys/kernel/hostname") && is_writable("sys/kernel/shmmax"));
+        assert!(!is_writable("sys/kernel/osrelease"));
+        let mut u = crate::kernel::UtsInfo::default();
+        u.set_name(UtsName::Domain, b"d.example").unwrap();
+        assert_eq!(u.domainname, "d.example");
+        assert_eq!(u.set_name(UtsName::Node, &[b'a'; 65]), Err(Errno::EINVAL));
+        assert_eq!(u.nodename, "localhost");
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! comm, mounts, mountinfo, cgroup, limits.
 
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
+use rvisor_syscalls::flags::capability::CAP_SYS_RESOURCE;
+use rvisor_syscalls::flags::oom::OOM_SCORE_ADJ_MIN;
 use rvisor_syscalls::flags::rlimit::*;
 use rvisor_syscalls::flags::signal::SIG_IGN;
 use rvisor_syscalls::types::Rlimit;
@@ -45,7 +48,8 @@ pub fn generate(k: &Arc<Kernel>, target: Target, f: TaskFile) -> Result<Vec<u8>,
         TaskFile::MountInfo => with_root(k, &info, |root| k.vfs.mounts().render_mountinfo(root)),
         TaskFile::Cgroup => b"0::/\n".to_vec(),
         TaskFile::Limits => limits(&info).into_bytes(),
-        TaskFile::OomScoreAdj => b"0\n".to_vec(),
+        TaskFile::OomScoreAdj => format!("{}\n", tg.oom_score_adj.load(Ordering::Relaxed)).into_bytes(),
+        TaskFile::OomScore => format!("{}\n", oom_score(k, &tg, &info)).into_bytes(),
         TaskFile::LoginUid => b"4294967295".to_vec(),
     })
 }
@@ -366,4 +370,97 @@ fn limits(info: &TaskProcInfo) -> String {
         let _ = writeln!(o, "{:<25} {:<20} {:<20} {:<10}", name, show(r[i].rlim_cur), show(r[i].rlim_max), unit);
     }
     o
+}
+
+/// /proc/PID/oom_score: Linux's badness on its 0..=2000 scale — 1000, plus the share of
+/// memory the process holds (per mille of the sandbox's limit, or of the host's memory),
+/// plus oom_score_adj; 0 for a process the OOM killer never picks (adj -1000).
+fn oom_score(k: &Kernel, tg: &ThreadGroup, info: &TaskProcInfo) -> i64 {
+    let adj = tg.oom_score_adj.load(Ordering::Relaxed);
+    if adj == OOM_SCORE_ADJ_MIN {
+        return 0;
+    }
+    let limit = k.control.memory_limit.load(Ordering::Relaxed);
+    let total = if limit != 0 { limit } else { super::system::host_memory()[0] }.max(1);
+    let rss = info.mm.as_ref().map_or(0, |mm| mm.realised_bytes());
+    let share = (u128::from(rss) * 1000 / u128::from(total)).min(1000) as i64;
+    (1000 + share + i64::from(adj)).clamp(0, 2000)
+}
+
+/// /proc/PID/oom_score_adj opened for writing: a write sets the process's value (a decimal
+/// number, surrounding whitespace allowed), reads show the current one.
+pub struct OomScoreAdjFile {
+    pub kernel: Weak<Kernel>,
+    pub target: Target,
+    pub stat: rvisor_syscalls::types::Stat,
+}
+
+impl OomScoreAdjFile {
+    fn group(&self) -> Result<Arc<ThreadGroup>, Errno> {
+        let k = self.kernel.upgrade().ok_or(Errno::ESRCH)?;
+        resolve(&k, self.target).map(|(tg, _)| tg).ok_or(Errno::ESRCH)
+    }
+}
+
+/// Parses what a write to oom_score_adj holds: an optionally signed decimal integer.
+fn parse_adj(buf: &[u8]) -> Result<i32, Errno> {
+    let text = std::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?.trim();
+    if text.is_empty() || text.len() > 12 {
+        return Err(Errno::EINVAL);
+    }
+    text.parse::<i32>().map_err(|_| Errno::EINVAL)
+}
+
+impl crate::vfs::file::FileImpl for OomScoreAdjFile {
+    fn read(&self, buf: &mut [u8], offset: u64, _flags: u32) -> Result<usize, Errno> {
+        let data = format!("{}\n", self.group()?.oom_score_adj.load(Ordering::Relaxed)).into_bytes();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+
+    fn write(&self, buf: &[u8], _offset: u64, _flags: u32) -> Result<usize, Errno> {
+        let adj = parse_adj(buf)?;
+        let tg = self.group()?;
+        if tg.exit_status().is_some() {
+            return Err(Errno::ESRCH);
+        }
+        let privileged = crate::kernel::task::current_task().is_some_and(|h| h.proc_info().creds.capable(CAP_SYS_RESOURCE));
+        tg.set_oom_score_adj(adj, privileged)?;
+        Ok(buf.len())
+    }
+
+    fn stat(&self) -> Result<rvisor_syscalls::types::Stat, Errno> {
+        Ok(self.stat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_score_adj_writes_parse_signed_decimals_only() {
+        assert_eq!(parse_adj(b"500\n"), Ok(500));
+        assert_eq!(parse_adj(b" -1000 "), Ok(-1000));
+        assert_eq!(parse_adj(b"+7"), Ok(7));
+        assert_eq!(parse_adj(b""), Err(Errno::EINVAL));
+        assert_eq!(parse_adj(b"12x"), Err(Errno::EINVAL));
+        assert_eq!(parse_adj(b"99999999999999"), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn oom_score_adj_range_and_floor_follow_linux() {
+        let tg = ThreadGroup::new(5, Weak::new(), 5, 5, 0, Arc::new(std::sync::Mutex::new([Default::default(); 64])));
+        assert_eq!(tg.set_oom_score_adj(1001, true), Err(Errno::EINVAL));
+        assert_eq!(tg.set_oom_score_adj(-1001, true), Err(Errno::EINVAL));
+        tg.set_oom_score_adj(100, true).unwrap();
+        tg.set_oom_score_adj(300, false).unwrap();
+        // Back down to what a privileged writer set is allowed; below it is not.
+        tg.set_oom_score_adj(100, false).unwrap();
+        assert_eq!(tg.set_oom_score_adj(99, false), Err(Errno::EACCES));
+        tg.set_oom_score_adj(-500, true).unwrap();
+        assert_eq!(tg.oom_score_adj.load(Ordering::Relaxed), -500);
+    }
 }
