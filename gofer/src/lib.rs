@@ -17,7 +17,7 @@ pub use client::GoferClient;
 pub use error::GoferError;
 pub use host::fstat as host_fstat;
 pub use protocol::{DirEntry, Fid};
-pub use server::{serve, ServerOptions};
+pub use server::{open_proc_self_fd, serve, serve_root, ServerOptions};
 
 use std::os::fd::OwnedFd;
 

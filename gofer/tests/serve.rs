@@ -548,10 +548,16 @@ fn the_client_serves_concurrent_callers() {
 }
 
 #[test]
-fn serve_refuses_a_root_that_is_not_a_directory() {
+fn serve_refuses_a_root_that_is_neither_a_directory_nor_a_regular_file() {
+    // (A regular-file root is served: see file_root.rs.)
+    use std::os::unix::fs::OpenOptionsExt;
     let tree = TempTree::standard();
-    let file = OwnedFd::from(fs::File::open(tree.join("hello.txt")).unwrap());
+    let fifo = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(tree.join("fifo"))
+        .unwrap();
     let (server_sock, _client_sock) = rvisor_gofer::socketpair().unwrap();
-    let r = rvisor_gofer::serve(server_sock, file, RW);
+    let r = rvisor_gofer::serve(server_sock, OwnedFd::from(fifo), RW);
     assert!(matches!(r, Err(GoferError::Errno(Errno::ENOTDIR))), "{r:?}");
 }

@@ -32,6 +32,25 @@ pub fn open_tree(path: &Path) -> anyhow::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Opens a bind mount's source to serve: a directory, or a regular file (single-file binds
+/// such as /etc/hosts). Symlinks in the path, the last one included, are resolved once on
+/// the host, as runc resolves a bind source; the O_PATH descriptor is used from then on.
+pub fn open_bind_source(path: &Path) -> anyhow::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).context("path holds a NUL byte")?;
+    // SAFETY: `c` is a NUL-terminated path; open returns a new descriptor or -1.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("{}", path.display()));
+    }
+    // SAFETY: `fd` was just created and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let st = rvisor_gofer::host_fstat(fd.as_fd()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR | libc::S_IFREG => Ok(fd),
+        _ => anyhow::bail!("{}: only directories and regular files can be bind-mounted", path.display()),
+    }
+}
+
 /// Starts a gofer serving `root`; returns it and the sandbox's end of its connection.
 pub fn spawn_gofer(g: &crate::GlobalFlags, root: OwnedFd, read_only: bool, life: &Lifetime<'_>) -> anyhow::Result<(Child, OwnedFd)> {
     let (sentry_end, gofer_end) = rvisor_gofer::socketpair().context("gofer socket")?;

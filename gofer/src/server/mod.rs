@@ -7,10 +7,16 @@
 //! inode opened is the one walked to. A symlink swapped into the tree under the server
 //! therefore cannot lead it outside the served tree. Changes (create, mkdir, unlink,
 //! rename, setattr, xattrs, ...) follow the same rule: see [`mutate`].
+//!
+//! The root may also be a regular file (a single-file bind mount such as `/etc/hosts`). It
+//! has no parent to reopen it in, so it is reopened through its own descriptor's entry in
+//! `/proc/self/fd` (a descriptor of that directory is taken before the gofer confines
+//! itself): the kernel's magic link leads to the very inode held, not to a path. Walks
+//! from it fail with ENOTDIR.
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 use rvisor_syscalls::flags::dirent::DT_UNKNOWN;
@@ -60,16 +66,51 @@ const PASSED_OPEN_FLAGS: u32 = O_ACCMODE
 /// The bit of O_TMPFILE that is not O_DIRECTORY.
 const O_TMPFILE_ONLY: u32 = O_TMPFILE & !O_DIRECTORY;
 
-/// Serves the tree at `root` (an `O_PATH` or `O_DIRECTORY` descriptor of a directory) to
-/// the client at the other end of `sock` until the client closes it, which returns `Ok`.
-/// Requests are answered one at a time; a malformed request gets an error answer.
+/// Serves the tree at `root` (an `O_PATH` or `O_DIRECTORY` descriptor of a directory, or an
+/// `O_PATH` descriptor of a regular file) to the client at the other end of `sock` until the
+/// client closes it, which returns `Ok`. Requests are answered one at a time; a malformed
+/// request gets an error answer. A file root is reopened through `/proc/self/fd`, opened
+/// here: a caller that confines itself first uses [`serve_root`].
 pub fn serve(sock: OwnedFd, root: OwnedFd, opts: ServerOptions) -> Result<(), GoferError> {
+    let proc_fds = if host::fstat(root.as_fd())?.st_mode & S_IFMT == S_IFREG {
+        Some(open_proc_self_fd()?)
+    } else {
+        None
+    };
+    serve_root(sock, root, proc_fds, opts)
+}
+
+/// Opens `/proc/self/fd` (as `O_PATH|O_DIRECTORY`), through which [`serve_root`] reopens a
+/// regular-file root. Call it before leaving the host's mount namespace or root.
+pub fn open_proc_self_fd() -> Result<OwnedFd, GoferError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // "self" is resolved now, once: the descriptor names this process's fd directory.
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((O_PATH | O_DIRECTORY | O_CLOEXEC) as i32)
+        .open("/proc/self/fd")?;
+    Ok(OwnedFd::from(dir))
+}
+
+/// Like [`serve`], with `proc_fds` a descriptor of this process's `/proc/self/fd` (from
+/// [`open_proc_self_fd`]), needed when `root` is a regular file (EINVAL without it).
+/// Roots of other types (symlinks, devices, fifos, sockets) are refused with ENOTDIR.
+pub fn serve_root(
+    sock: OwnedFd,
+    root: OwnedFd,
+    proc_fds: Option<OwnedFd>,
+    opts: ServerOptions,
+) -> Result<(), GoferError> {
     let root_stat = host::fstat(root.as_fd())?;
-    if root_stat.st_mode & S_IFMT != S_IFDIR {
-        return Err(GoferError::Errno(Errno::ENOTDIR));
+    match root_stat.st_mode & S_IFMT {
+        S_IFDIR => {}
+        S_IFREG if proc_fds.is_some() => {}
+        S_IFREG => return Err(GoferError::Errno(Errno::EINVAL)),
+        _ => return Err(GoferError::Errno(Errno::ENOTDIR)),
     }
     let mut server = Server {
         root: Rc::new(root),
+        proc_fds,
         opts,
         fids: HashMap::new(),
         next_fid: 1,
@@ -147,6 +188,8 @@ struct Parent {
 
 struct Server {
     root: Rc<OwnedFd>,
+    /// `/proc/self/fd`, through which a regular-file root is reopened.
+    proc_fds: Option<OwnedFd>,
     opts: ServerOptions,
     fids: HashMap<Fid, Node>,
     next_fid: Fid,
@@ -373,6 +416,9 @@ impl Server {
     fn walk(&mut self, dir: Fid, name: Vec<u8>) -> Result<(Fid, Stat), Errno> {
         validate_name(&name)?;
         let dir_node = self.node(dir)?;
+        if dir_node.kind != S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
         let parent_fd = Rc::clone(&dir_node.fd);
         let (dev, ino) = (dir_node.dev, dir_node.ino);
         let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
@@ -410,10 +456,16 @@ impl Server {
         if node.kind != S_IFREG {
             return Err(refusal(node.kind));
         }
-        let parent = node.parent.as_ref().ok_or(Errno::EINVAL)?;
         // O_NONBLOCK so that, if a fifo was swapped in, opening it cannot block the gofer.
-        let host_flags = flags | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
-        let fd = host::openat(parent.fd.as_fd(), &parent.name, host_flags as i32)?;
+        let host_flags = flags | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+        let fd = match node.parent.as_ref() {
+            Some(parent) => host::openat(
+                parent.fd.as_fd(),
+                &parent.name,
+                (host_flags | O_NOFOLLOW) as i32,
+            )?,
+            None => self.reopen_root_file(&node.fd, host_flags)?,
+        };
         let st = host::fstat(fd.as_fd())?;
         if st.st_dev != node.dev || st.st_ino != node.ino {
             tracing::debug!(fid, "gofer: node replaced since walk");
@@ -427,6 +479,15 @@ impl Server {
             host::set_fl(fd.as_fd(), fl & !libc::O_NONBLOCK)?;
         }
         Ok(fd)
+    }
+
+    /// Opens the regular-file root `fd` (O_PATH) anew with `flags`, through its entry in
+    /// `/proc/self/fd`: that magic link leads to the inode `fd` holds, whatever its path
+    /// now names (O_NOFOLLOW would open the link itself, so it is not passed).
+    fn reopen_root_file(&self, fd: &OwnedFd, flags: u32) -> Result<OwnedFd, Errno> {
+        let proc_fds = self.proc_fds.as_ref().ok_or(Errno::EINVAL)?;
+        let name = CString::new(fd.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+        host::openat(proc_fds.as_fd(), &name, (flags & !O_NOFOLLOW) as i32)
     }
 
     fn readlink(&self, fid: Fid) -> Result<Vec<u8>, Errno> {

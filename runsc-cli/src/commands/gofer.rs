@@ -1,4 +1,5 @@
-//! `rvisor gofer` (internal): serves one directory tree to a sandbox over a socket.
+//! `rvisor gofer` (internal): serves one directory tree (or one regular file, for a
+//! single-file bind mount) to a sandbox over a socket.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -6,7 +7,7 @@ use anyhow::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct GoferArgs {
-    /// Fd of the directory to serve.
+    /// Fd (O_PATH) of the directory, or regular file, to serve.
     #[arg(long = "root-fd")]
     root_fd: i32,
     /// Fd of the gofer end of the sandbox connection.
@@ -25,8 +26,19 @@ pub fn run(g: &crate::GlobalFlags, args: GoferArgs) -> anyhow::Result<i32> {
     // SAFETY: the parent passed these fds to us for our exclusive use; they are not used
     // anywhere else in this process.
     let (root, sock) = unsafe { (OwnedFd::from_raw_fd(args.root_fd), OwnedFd::from_raw_fd(args.sock_fd)) };
-    confine(root.as_fd());
-    rvisor_gofer::serve(sock, root, rvisor_gofer::ServerOptions { read_only: args.read_only }).context("gofer")?;
+    let opts = rvisor_gofer::ServerOptions { read_only: args.read_only };
+    let is_file = rvisor_gofer::host_fstat(root.as_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
+    if is_file {
+        // A single-file bind mount: the file is reopened through /proc/self/fd, taken
+        // before confinement; that directory (links to the gofer's own descriptors only)
+        // is also the gofer's root, a regular file cannot be one.
+        let proc_fds = rvisor_gofer::open_proc_self_fd().context("gofer: /proc/self/fd")?;
+        confine(proc_fds.as_fd());
+        rvisor_gofer::serve_root(sock, root, Some(proc_fds), opts).context("gofer")?;
+    } else {
+        confine(root.as_fd());
+        rvisor_gofer::serve(sock, root, opts).context("gofer")?;
+    }
     Ok(0)
 }
 

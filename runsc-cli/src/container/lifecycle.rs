@@ -14,7 +14,7 @@ use super::cgroup::Cgroup;
 use super::state::{self, Locked, State, Status};
 use super::util::{alive, proc_start};
 use super::{console_socket, control, hooks};
-use crate::sandbox::{open_tree, spawn_gofer, Lifetime};
+use crate::sandbox::{open_bind_source, open_tree, spawn_gofer, Lifetime};
 use crate::spawn::{detach_with_fds, global_args, self_command};
 
 /// How the init process's stdio is set up.
@@ -112,7 +112,7 @@ pub fn create(g: &crate::GlobalFlags, id: &str, bundle: &Path, pid_file: Option<
     partial.children.push(gofer);
     let mut mount_conns = Vec::new();
     for b in &plan.binds {
-        let tree = open_tree(&b.source).with_context(|| format!("bind mount source {}", b.source.display()))?;
+        let tree = open_bind_source(&b.source).with_context(|| format!("bind mount source {}", b.source.display()))?;
         let (gofer, conn) = spawn_gofer(g, tree, b.read_only, &life)?;
         partial.children.push(gofer);
         mount_conns.push(conn);
