@@ -58,19 +58,8 @@ pub struct User {
     pub additional_gids: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-pub struct Capabilities {
-    #[serde(default)]
-    pub bounding: Vec<String>,
-    #[serde(default)]
-    pub effective: Vec<String>,
-    #[serde(default)]
-    pub inheritable: Vec<String>,
-    #[serde(default)]
-    pub permitted: Vec<String>,
-    #[serde(default)]
-    pub ambient: Vec<String>,
-}
+/// `process.capabilities`: names per set (the sandbox's own type, so the two agree).
+pub use rvisor_sentry::control::protocol::Capabilities;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Rlimit {

@@ -167,21 +167,9 @@ pub(crate) fn make_dir(k: &Kernel, path: &str) -> Result<(), Errno> {
     }
 }
 
-/// The sandbox's sysfs: the CPU topology files glibc reads, and /sys/fs/cgroup as a mount
-/// point for the container's cgroup mount.
+/// The sandbox's sysfs (see [`synthetic::sysfs`]).
 pub fn sysfs() -> Arc<dyn Inode> {
-    let ncpus = crate::syscalls::online_cpus();
-    let range = if ncpus <= 1 { "0\n".to_string() } else { format!("0-{}\n", ncpus - 1) };
-    let cpu = Node::Dir(vec![
-        ("online", Node::File(range.clone().into_bytes())),
-        ("possible", Node::File(range.clone().into_bytes())),
-        ("present", Node::File(range.into_bytes())),
-    ]);
-    let tree = Node::Dir(vec![
-        ("devices", Node::Dir(vec![("system", Node::Dir(vec![("cpu", cpu)]))])),
-        ("fs", Node::Dir(vec![("cgroup", Node::Dir(vec![]))])),
-    ]);
-    synthetic::build(0x8, rvisor_syscalls::flags::fsmagic::SYSFS_MAGIC, tree)
+    synthetic::sysfs(crate::syscalls::online_cpus())
 }
 
 /// The synthetic cgroupfs the container sees: its limits, read-only.

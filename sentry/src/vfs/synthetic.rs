@@ -173,8 +173,8 @@ impl FileImpl for SynthFileData {
     }
 }
 
-/// The sysfs the sandbox shows for now: the CPU topology files glibc's `get_nprocs` and
-/// `nproc` read.
+/// The sandbox's sysfs: the CPU topology files glibc's `get_nprocs` and `nproc` read, and
+/// /sys/fs/cgroup as a mount point for a container's cgroup mount.
 pub fn sysfs(ncpus: usize) -> Arc<dyn Inode> {
     let range = if ncpus <= 1 { "0\n".to_string() } else { format!("0-{}\n", ncpus - 1) };
     let cpu = Node::Dir(vec![
@@ -182,13 +182,11 @@ pub fn sysfs(ncpus: usize) -> Arc<dyn Inode> {
         ("possible", Node::File(range.clone().into_bytes())),
         ("present", Node::File(range.into_bytes())),
     ]);
-    let tree = Node::Dir(vec![("devices", Node::Dir(vec![("system", Node::Dir(vec![("cpu", cpu)]))]))]);
+    let tree = Node::Dir(vec![
+        ("devices", Node::Dir(vec![("system", Node::Dir(vec![("cpu", cpu)]))])),
+        ("fs", Node::Dir(vec![("cgroup", Node::Dir(vec![]))])),
+    ]);
     build(0x8, rvisor_syscalls::flags::fsmagic::SYSFS_MAGIC, tree)
-}
-
-/// An empty procfs placeholder (the real procfs comes with the filesystems work).
-pub fn empty_procfs() -> Arc<dyn Inode> {
-    build(0x7, rvisor_syscalls::flags::fsmagic::PROC_SUPER_MAGIC, Node::Dir(vec![]))
 }
 
 #[cfg(test)]
