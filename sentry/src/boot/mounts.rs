@@ -121,32 +121,19 @@ fn make_mount_point(k: &Kernel, path: &str, file: bool) -> Result<Arc<Dentry>, E
             Ok(d) => d,
             Err(Errno::ENOENT) => {
                 let last = i + 1 == parts.len();
-                let inode = if last && file {
-                    match cur.inode().create(name.as_bytes(), 0o644, 0, 0) {
-                        Ok(inode) => inode,
-                        // A read-only root (runc makes the file on the host before the
-                        // root becomes read-only): the mount point is an empty file that
-                        // exists only in the dentry tree, under the mount.
-                        Err(Errno::EPERM) | Err(Errno::EROFS) | Err(Errno::EOPNOTSUPP) => crate::vfs::synthetic::build(
-                            0x7,
-                            rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC,
-                            crate::vfs::synthetic::Node::File(vec![]),
-                        ),
-                        Err(e) => return Err(e),
-                    }
+                // A filesystem that cannot hold the new node (a read-only root, devfs,
+                // sysfs): the mount point exists only in the dentry tree, empty, under the
+                // mount (runc makes it on the host before the root becomes read-only).
+                let placeholder = |node| synthetic::build(0x7, rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC, node);
+                let made = if last && file {
+                    cur.inode().create(name.as_bytes(), 0o644, 0, 0).map_err(|e| (e, Node::File(vec![])))
                 } else {
-                    match cur.inode().mkdir(name.as_bytes(), 0o755, 0, 0) {
-                        Ok(inode) => inode,
-                        // A filesystem that holds no directories of its own (devfs, sysfs):
-                        // the mount point exists only in the dentry tree, as an empty
-                        // directory under the mount.
-                        Err(Errno::EPERM) | Err(Errno::EROFS) | Err(Errno::EOPNOTSUPP) => crate::vfs::synthetic::build(
-                            0x7,
-                            rvisor_syscalls::flags::fsmagic::TMPFS_MAGIC,
-                            crate::vfs::synthetic::Node::Dir(vec![]),
-                        ),
-                        Err(e) => return Err(e),
-                    }
+                    cur.inode().mkdir(name.as_bytes(), 0o755, 0, 0).map_err(|e| (e, Node::Dir(vec![])))
+                };
+                let inode = match made {
+                    Ok(inode) => inode,
+                    Err((Errno::EPERM | Errno::EROFS | Errno::EOPNOTSUPP, node)) => placeholder(node),
+                    Err((e, _)) => return Err(e),
                 };
                 cur.instantiate(name.as_bytes(), inode)
             }

@@ -151,9 +151,17 @@ impl Inode for SynthFile {
     }
 }
 
-struct SynthFileData {
+/// An open read-only file whose contents are a fixed buffer (synthetic files, and procfs
+/// files as generated at open).
+pub(crate) struct SynthFileData {
     stat: Stat,
     content: Arc<Vec<u8>>,
+}
+
+impl SynthFileData {
+    pub(crate) fn new(stat: Stat, content: Vec<u8>) -> SynthFileData {
+        SynthFileData { stat, content: Arc::new(content) }
+    }
 }
 
 impl FileImpl for SynthFileData {

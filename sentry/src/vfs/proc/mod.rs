@@ -27,6 +27,7 @@ use rvisor_syscalls::flags::open::{O_ACCMODE, O_RDONLY};
 use rvisor_syscalls::types::{Stat, Statfs};
 use rvisor_syscalls::Errno;
 
+use super::synthetic::SynthFileData;
 use super::file::FileImpl;
 use super::inode::{DirEntry, Inode};
 use super::Dentry;
@@ -464,7 +465,7 @@ impl Inode for ProcInode {
             };
         }
         let stat = self.stat()?;
-        Ok(Arc::new(Snapshot { stat, data: self.generate()? }))
+        Ok(Arc::new(SynthFileData::new(stat, self.generate()?)))
     }
 
     fn statfs(&self) -> Result<Statfs, Errno> {
@@ -475,29 +476,6 @@ impl Inode for ProcInode {
             f_frsize: 4096,
             ..Default::default()
         })
-    }
-}
-
-/// An open procfs file: the contents as generated at open.
-struct Snapshot {
-    stat: Stat,
-    data: Vec<u8>,
-}
-
-impl FileImpl for Snapshot {
-    fn read(&self, buf: &mut [u8], offset: u64, _flags: u32) -> Result<usize, Errno> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.data.len());
-        let n = buf.len().min(self.data.len() - start);
-        buf[..n].copy_from_slice(&self.data[start..start + n]);
-        Ok(n)
-    }
-
-    fn write(&self, _: &[u8], _: u64, _flags: u32) -> Result<usize, Errno> {
-        Err(Errno::EACCES)
-    }
-
-    fn stat(&self) -> Result<Stat, Errno> {
-        Ok(self.stat)
     }
 }
 
