@@ -91,6 +91,14 @@ pub struct BootSpec {
     /// an OCI bundle's `process.cwd`; otherwise a missing one is an error.
     #[serde(default)]
     pub create_cwd: bool,
+    /// The network: mode, interfaces, addresses and routes (default: the sentry's stack
+    /// with loopback only).
+    #[serde(default = "default_network")]
+    pub network: crate::net::NetworkSpec,
+}
+
+fn default_network() -> crate::net::NetworkSpec {
+    crate::net::NetworkSpec::loopback_only(crate::net::NetworkMode::Sandbox)
 }
 
 fn default_umask() -> u32 {
@@ -124,6 +132,7 @@ impl Default for BootSpec {
             memory_limit: None,
             oom_score_adj: None,
             create_cwd: false,
+            network: default_network(),
         }
     }
 }
@@ -176,6 +185,8 @@ pub enum BootError {
     Control(String),
     #[error("{0}")]
     Mount(String),
+    #[error("{0}")]
+    Network(String),
 }
 
 impl BootError {
@@ -200,6 +211,8 @@ pub struct BootIo {
     /// Gets one byte once the control socket listens and init is loaded. Left in place
     /// when the boot fails, for the caller to write the error.
     pub ready: Option<OwnedFd>,
+    /// Donated packet sockets, one per ethernet interface of `BootSpec.network`, in order.
+    pub net_fds: Vec<OwnedFd>,
 }
 
 /// Runs a sandbox until its first process exits and returns how it ended.
@@ -247,6 +260,8 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3], io: &mut
     let uts = UtsInfo { nodename: spec.hostname.clone(), release: spec.kernel_release.clone(), ..UtsInfo::default() };
     let kernel = Kernel::new(platform, memory, vfs, uts);
     crate::vfs::proc::system::apply_spec(&kernel, &spec.sysctl);
+    let net = crate::net::create(spec.network.clone(), std::mem::take(&mut io.net_fds)).map_err(|e| BootError::Network(e.to_string()))?;
+    kernel.set_network(net);
     procfs.set_kernel(&kernel);
 
     kernel.vfs.mounts().mount(&dev, b"pts", kernel.devpts.root(), VfsMount::new("devpts", "devpts", MS_NOSUID | MS_NOEXEC).options("gid=5,mode=620,ptmxmode=666"));

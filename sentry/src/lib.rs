@@ -5,6 +5,7 @@ pub mod control;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod syscalls;
 pub mod vfs;
 

@@ -741,6 +741,107 @@ pub mod socket {
     pub const MSG_NOSIGNAL: u32 = 0x4000;
     pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
 
+    pub const MSG_DONTROUTE: u32 = 0x4;
+    pub const MSG_EOR: u32 = 0x80;
+    pub const MSG_CONFIRM: u32 = 0x800;
+    pub const MSG_ERRQUEUE: u32 = 0x2000;
+    pub const MSG_MORE: u32 = 0x8000;
+    pub const MSG_WAITFORONE: u32 = 0x10000;
+    pub const MSG_FASTOPEN: u32 = 0x2000_0000;
+
+    pub const AF_NETLINK: i32 = 16;
+    pub const AF_PACKET: i32 = 17;
+
+    pub const IPPROTO_IP: i32 = 0;
+    pub const IPPROTO_ICMP: i32 = 1;
+    pub const IPPROTO_TCP: i32 = 6;
+    pub const IPPROTO_UDP: i32 = 17;
+    pub const IPPROTO_IPV6: i32 = 41;
+    pub const IPPROTO_ICMPV6: i32 = 58;
+    pub const IPPROTO_RAW: i32 = 255;
+    pub const SOL_IP: i32 = 0;
+    pub const SOL_TCP: i32 = 6;
+    pub const SOL_UDP: i32 = 17;
+    pub const SOL_IPV6: i32 = 41;
+    pub const SOL_ICMPV6: i32 = 58;
+    pub const SOL_RAW: i32 = 255;
+    pub const SOL_NETLINK: i32 = 270;
+
+    pub const TCP_NODELAY: i32 = 1;
+    pub const TCP_MAXSEG: i32 = 2;
+    pub const TCP_CORK: i32 = 3;
+    pub const TCP_KEEPIDLE: i32 = 4;
+    pub const TCP_KEEPINTVL: i32 = 5;
+    pub const TCP_KEEPCNT: i32 = 6;
+    pub const TCP_SYNCNT: i32 = 7;
+    pub const TCP_LINGER2: i32 = 8;
+    pub const TCP_DEFER_ACCEPT: i32 = 9;
+    pub const TCP_WINDOW_CLAMP: i32 = 10;
+    pub const TCP_INFO: i32 = 11;
+    pub const TCP_QUICKACK: i32 = 12;
+    pub const TCP_CONGESTION: i32 = 13;
+    pub const TCP_USER_TIMEOUT: i32 = 18;
+    pub const TCP_FASTOPEN: i32 = 23;
+    pub const TCP_NOTSENT_LOWAT: i32 = 25;
+
+    pub const IP_TOS: i32 = 1;
+    pub const IP_TTL: i32 = 2;
+    pub const IP_HDRINCL: i32 = 3;
+    pub const IP_OPTIONS: i32 = 4;
+    pub const IP_RECVOPTS: i32 = 6;
+    pub const IP_RETOPTS: i32 = 7;
+    pub const IP_PKTINFO: i32 = 8;
+    pub const IP_MTU_DISCOVER: i32 = 10;
+    pub const IP_RECVERR: i32 = 11;
+    pub const IP_RECVTTL: i32 = 12;
+    pub const IP_RECVTOS: i32 = 13;
+    pub const IP_MTU: i32 = 14;
+    pub const IP_FREEBIND: i32 = 15;
+    pub const IP_MULTICAST_IF: i32 = 32;
+    pub const IP_MULTICAST_TTL: i32 = 33;
+    pub const IP_MULTICAST_LOOP: i32 = 34;
+    pub const IP_ADD_MEMBERSHIP: i32 = 35;
+    pub const IP_DROP_MEMBERSHIP: i32 = 36;
+    pub const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
+
+    pub const IPV6_UNICAST_HOPS: i32 = 16;
+    pub const IPV6_MULTICAST_IF: i32 = 17;
+    pub const IPV6_MULTICAST_HOPS: i32 = 18;
+    pub const IPV6_MULTICAST_LOOP: i32 = 19;
+    pub const IPV6_V6ONLY: i32 = 26;
+    pub const IPV6_RECVPKTINFO: i32 = 49;
+    pub const IPV6_PKTINFO: i32 = 50;
+    pub const IPV6_RECVHOPLIMIT: i32 = 51;
+    pub const IPV6_HOPLIMIT: i32 = 52;
+    pub const IPV6_TCLASS: i32 = 67;
+    pub const ICMP_FILTER: i32 = 1;
+
+    pub const SO_REUSEPORT: i32 = 15;
+    pub const SO_LINGER: i32 = 13;
+    pub const SO_PRIORITY: i32 = 12;
+    pub const SO_RCVLOWAT: i32 = 18;
+    pub const SO_SNDLOWAT: i32 = 19;
+    pub const SO_BINDTODEVICE: i32 = 25;
+    pub const SO_TIMESTAMP: i32 = 29;
+    pub const SO_SNDBUFFORCE: i32 = 32;
+    pub const SO_RCVBUFFORCE: i32 = 33;
+    pub const SO_MARK: i32 = 36;
+    pub const SO_TIMESTAMPNS: i32 = 35;
+    pub const SO_RXQ_OVFL: i32 = 40;
+    pub const SO_BUSY_POLL: i32 = 46;
+    pub const SO_INCOMING_CPU: i32 = 49;
+    pub const SO_COOKIE: i32 = 57;
+    pub const SO_ZEROCOPY: i32 = 60;
+
+    /// `sizeof(struct sockaddr_in)`.
+    pub const SOCKADDR_IN: u32 = 16;
+    /// `sizeof(struct sockaddr_in6)`.
+    pub const SOCKADDR_IN6: u32 = 28;
+    /// `sizeof(struct sockaddr_nl)`.
+    pub const SOCKADDR_NL: u32 = 12;
+    /// `sizeof(struct mmsghdr)` (msghdr + `unsigned int msg_len`, padded).
+    pub const MMSGHDR_SIZE: usize = 64;
+
     pub const SOL_SOCKET: i32 = 1;
     pub const SO_DEBUG: i32 = 1;
     pub const SO_REUSEADDR: i32 = 2;
@@ -781,4 +882,42 @@ pub mod socket {
     pub const fn cmsg_align(len: usize) -> usize {
         (len + 7) & !7
     }
+}
+
+/// Network interface flags and ioctls (`<net/if.h>`, `<linux/sockios.h>`).
+pub mod net_if {
+    pub const IFF_UP: u32 = 0x1;
+    pub const IFF_BROADCAST: u32 = 0x2;
+    pub const IFF_LOOPBACK: u32 = 0x8;
+    pub const IFF_POINTOPOINT: u32 = 0x10;
+    pub const IFF_RUNNING: u32 = 0x40;
+    pub const IFF_NOARP: u32 = 0x80;
+    pub const IFF_PROMISC: u32 = 0x100;
+    pub const IFF_MULTICAST: u32 = 0x1000;
+    pub const IFF_LOWER_UP: u32 = 0x10000;
+    /// `IFNAMSIZ`.
+    pub const IFNAMSIZ: usize = 16;
+    /// `sizeof(struct ifreq)`.
+    pub const IFREQ_SIZE: usize = 40;
+
+    pub const SIOCGIFNAME: u32 = 0x8910;
+    pub const SIOCGIFCONF: u32 = 0x8912;
+    pub const SIOCGIFFLAGS: u32 = 0x8913;
+    pub const SIOCSIFFLAGS: u32 = 0x8914;
+    pub const SIOCGIFADDR: u32 = 0x8915;
+    pub const SIOCGIFDSTADDR: u32 = 0x8917;
+    pub const SIOCGIFBRDADDR: u32 = 0x8919;
+    pub const SIOCGIFNETMASK: u32 = 0x891b;
+    pub const SIOCGIFMETRIC: u32 = 0x891d;
+    pub const SIOCGIFMTU: u32 = 0x8921;
+    pub const SIOCGIFHWADDR: u32 = 0x8927;
+    pub const SIOCGIFINDEX: u32 = 0x8933;
+    pub const SIOCGIFTXQLEN: u32 = 0x8942;
+    pub const SIOCETHTOOL: u32 = 0x8946;
+    pub const SIOCINQ: u32 = 0x541b;
+    pub const SIOCOUTQ: u32 = 0x5411;
+    pub const SIOCOUTQNSD: u32 = 0x894b;
+    pub const SIOCGSTAMP: u32 = 0x8906;
+    pub const ARPHRD_ETHER: u16 = 1;
+    pub const ARPHRD_LOOPBACK: u16 = 772;
 }

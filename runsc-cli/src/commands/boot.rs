@@ -24,6 +24,10 @@ pub struct BootArgs {
     /// Fd that gets one byte once the sandbox is ready (or an error line if it fails).
     #[arg(long = "ready-fd")]
     ready_fd: Option<i32>,
+    /// Fd of a donated packet socket, one per ethernet interface of the spec's network
+    /// (repeatable, in order).
+    #[arg(long = "net-fd")]
+    net_fd: Vec<i32>,
 }
 
 /// Duplicates a standard fd so the sandbox owns its own copy.
@@ -65,6 +69,9 @@ pub fn run(g: &crate::GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
         let gofer = take_fd(args.gofer_fd, "gofer")?;
         for &fd in &args.mount_gofer_fd {
             io.mount_gofers.push(take_fd(fd, "mount gofer")?);
+        }
+        for &fd in &args.net_fd {
+            io.net_fds.push(take_fd(fd, "packet socket")?);
         }
         Ok((spec, gofer, [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?]))
     })();

@@ -110,6 +110,8 @@ pub struct Kernel {
     pub control: crate::control::KernelControl,
     /// The emulated writable sysctls (/proc/sys).
     pub sysctl: crate::vfs::proc::system::Sysctl,
+    /// The network the IP sockets live in (set once at boot; none in unit tests).
+    net: std::sync::OnceLock<Arc<dyn crate::net::NetworkStack>>,
 }
 
 /// The sandbox's pid namespace: live tasks by tid, thread groups by tgid (zombies
@@ -121,6 +123,18 @@ pub struct Tables {
 }
 
 impl Kernel {
+    /// Gives the sandbox its network (once, at boot).
+    pub fn set_network(&self, net: Arc<dyn crate::net::NetworkStack>) {
+        if self.net.set(net).is_err() {
+            tracing::warn!("network already set");
+        }
+    }
+
+    /// The sandbox's network, if it has one.
+    pub fn network(&self) -> Option<&Arc<dyn crate::net::NetworkStack>> {
+        self.net.get()
+    }
+
     pub fn new(platform: Arc<dyn Platform>, memory: Arc<MemoryFile>, vfs: Vfs, uts: UtsInfo) -> Arc<Kernel> {
         Arc::new(Kernel {
             platform,
@@ -138,6 +152,7 @@ impl Kernel {
             devpts: crate::vfs::devpts::DevPts::new(),
             control: crate::control::KernelControl::default(),
             sysctl: Default::default(),
+            net: std::sync::OnceLock::new(),
         })
     }
 

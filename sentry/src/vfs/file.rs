@@ -61,6 +61,10 @@ pub trait FileImpl: Send + Sync {
     /// the memory file (tmpfs): mmap maps the object itself (file offset = object offset),
     /// so MAP_SHARED mappings and read/write see the same memory. `None`: mmap reads the
     /// file into private pages through [`file_source`].
+    /// The socket operations of an IP or netlink socket (`None` for every other file).
+    fn as_net_socket(&self) -> Option<&dyn crate::net::NetSocket> {
+        None
+    }
     /// The concrete object, for the few callers that need a specific kind (epoll, sockets).
     fn into_any(self: Arc<Self>) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         None
