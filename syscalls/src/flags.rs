@@ -682,6 +682,8 @@ pub mod capability {
     pub const CAP_SYS_RESOURCE: u32 = 24;
     pub const CAP_LINUX_IMMUTABLE: u32 = 9;
     pub const CAP_NET_BIND_SERVICE: u32 = 10;
+    pub const CAP_NET_ADMIN: u32 = 12;
+    pub const CAP_NET_RAW: u32 = 13;
     pub const CAP_SYS_CHROOT: u32 = 18;
     pub const CAP_MKNOD: u32 = 27;
     pub const CAP_MAC_OVERRIDE: u32 = 32;
@@ -815,6 +817,28 @@ pub mod socket {
     pub const IPV6_HOPLIMIT: i32 = 52;
     pub const IPV6_TCLASS: i32 = 67;
     pub const ICMP_FILTER: i32 = 1;
+    pub const IP_RECVORIGDSTADDR: i32 = 20;
+    pub const IP_MULTICAST_ALL: i32 = 49;
+    pub const IPV6_ADD_MEMBERSHIP: i32 = 20;
+    pub const IPV6_DROP_MEMBERSHIP: i32 = 21;
+    pub const IPV6_MTU_DISCOVER: i32 = 23;
+    pub const IPV6_MTU: i32 = 24;
+    pub const IPV6_RECVERR: i32 = 25;
+    pub const IPV6_RECVTCLASS: i32 = 66;
+    pub const TCP_FASTOPEN_CONNECT: i32 = 30;
+    pub const UDP_CORK: i32 = 1;
+    pub const UDP_SEGMENT: i32 = 103;
+    pub const UDP_GRO: i32 = 104;
+    /// `sizeof(struct linger)`.
+    pub const LINGER_SIZE: usize = 8;
+    /// `TCP_CA_NAME_MAX`: the longest congestion-control name.
+    pub const TCP_CA_NAME_MAX: usize = 16;
+    /// `sizeof(struct in_pktinfo)`.
+    pub const IN_PKTINFO_SIZE: usize = 12;
+    /// `sizeof(struct in6_pktinfo)`.
+    pub const IN6_PKTINFO_SIZE: usize = 20;
+    /// SIOCATMARK (`<linux/sockios.h>`).
+    pub const SIOCATMARK: u32 = 0x8905;
 
     pub const SO_REUSEPORT: i32 = 15;
     pub const SO_LINGER: i32 = 13;

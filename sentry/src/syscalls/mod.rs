@@ -109,6 +109,8 @@ fn lookup(n: usize) -> Option<(Handler, Support)> {
         nr::SETSOCKOPT => (socket::setsockopt, P),
         nr::GETSOCKOPT => (socket::getsockopt, P),
         nr::ACCEPT4 => (socket::accept4, P),
+        nr::SENDMMSG => (socket::sendmmsg, P),
+        nr::RECVMMSG => (socket::recvmmsg, P),
         nr::EPOLL_CREATE => (epoll::epoll_create, F),
         nr::EPOLL_CREATE1 => (epoll::epoll_create1, F),
         nr::EPOLL_CTL => (epoll::epoll_ctl, P),

@@ -33,7 +33,9 @@ use crate::vfs::unix::{as_unix, PeerCred, Received, SockType, UnixSocket};
 use crate::vfs::FileDescription;
 
 mod msg;
+mod net;
 pub use self::msg::{recvmsg, sendmsg};
+pub use self::net::{recvmmsg, sendmmsg};
 
 const SOCK_NONBLOCK: i32 = O_NONBLOCK as i32;
 const SOCK_CLOEXEC: i32 = O_CLOEXEC as i32;
@@ -119,6 +121,10 @@ fn description(s: Arc<UnixSocket>, flags: i32) -> Arc<FileDescription> {
 
 /// socket(2): AF_UNIX only (unconnected; see the module notes).
 pub fn socket(t: &mut Task, a: &Args) -> SysResult {
+    let domain = a[0] as i32;
+    if matches!(domain, AF_INET | AF_INET6 | AF_NETLINK) {
+        return net::socket(t, domain, a[1] as i32, a[2] as i32);
+    }
     let (ty, flags) = check_create(a[0] as i32, a[1] as i32, a[2] as i32, false)?;
     let s = UnixSocket::unconnected(ty, creator(t), t.creds.fsuid, t.creds.fsgid);
     Ok(t.install_fd(description(s, flags), flags & SOCK_CLOEXEC != 0)? as u64)
@@ -358,6 +364,9 @@ fn make_node(t: &Task, path: &[u8]) -> Result<(u64, u64), Errno> {
 
 /// bind(2): a path (a new socket node), an abstract name, or (family only) autobind.
 pub fn bind(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::bind(t, &f, a);
+    }
     let (_, s) = socket_of(t, fd_arg(a[0]))?;
     let req = read_addr(t, a[1], a[2] as u32)?;
     if s.local_addr().is_some() {
@@ -390,6 +399,9 @@ pub fn bind(t: &mut Task, a: &Args) -> SysResult {
 /// backlog is full unless non-blocking); a datagram socket sets its default destination
 /// (AF_UNSPEC dissolves it).
 pub fn connect(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::connect(t, &f, a);
+    }
     let (f, s) = socket_of(t, fd_arg(a[0]))?;
     let len = a[2] as u32;
     if s.sock_type() == SockType::Dgram && len >= 2 && t.read_obj::<u16>(a[1])? == AF_UNSPEC as u16
@@ -421,6 +433,9 @@ pub fn connect(t: &mut Task, a: &Args) -> SysResult {
 
 /// listen(2): a bound stream or seqpacket socket (EINVAL unbound, EOPNOTSUPP datagram).
 pub fn listen(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::listen(t, &f, a);
+    }
     let (_, s) = socket_of(t, fd_arg(a[0]))?;
     s.listen(a[1] as i32, creator(t))?;
     Ok(0)
@@ -431,6 +446,9 @@ pub fn accept4(t: &mut Task, a: &Args) -> SysResult {
     let flags = a[3] as i32;
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
+    }
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::accept4(t, &f, a);
     }
     let (f, s) = socket_of(t, fd_arg(a[0]))?;
     if s.sock_type() == SockType::Dgram {
@@ -456,6 +474,9 @@ pub fn accept(t: &mut Task, a: &Args) -> SysResult {
 
 /// getsockname(2): the bound name (just the family when unbound).
 pub fn getsockname(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::getsockname(t, &f, a);
+    }
     let (_, s) = socket_of(t, fd_arg(a[0]))?;
     put_addr(t, a[1], a[2], s.local_addr().as_ref())?;
     Ok(0)
@@ -463,6 +484,9 @@ pub fn getsockname(t: &mut Task, a: &Args) -> SysResult {
 
 /// getpeername(2): the peer's name (ENOTCONN without a peer).
 pub fn getpeername(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::getpeername(t, &f, a);
+    }
     let (_, s) = socket_of(t, fd_arg(a[0]))?;
     let peer = s.peer_addr()?;
     put_addr(t, a[1], a[2], peer.as_ref())?;
@@ -633,6 +657,9 @@ fn send_target(
 
 /// sendto(2).
 pub fn sendto(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::sendto(t, &f, a);
+    }
     let (f, s) = socket_of(t, fd_arg(a[0]))?;
     let to = send_target(t, &s, a[4], a[5] as u32)?;
     if s.passcred() && s.sock_type() == SockType::Dgram {
@@ -656,6 +683,9 @@ pub fn sendto(t: &mut Task, a: &Args) -> SysResult {
 /// recvfrom(2): MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC. Files passed along are
 /// closed.
 pub fn recvfrom(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::recvfrom(t, &f, a);
+    }
     let (f, s) = socket_of(t, fd_arg(a[0]))?;
     let (r, ret) = do_recv(t, &f, &s, &GuestBuf::single(a[1], a[2]), a[3] as u32)?;
     let from = sender_name(&s, &r);
@@ -673,6 +703,9 @@ fn sender_name(s: &UnixSocket, r: &Received) -> Option<Addr> {
 
 /// shutdown(2).
 pub fn shutdown(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::shutdown(t, &f, a);
+    }
     let (_, s) = socket_of(t, fd_arg(a[0]))?;
     s.shutdown(a[1] as i32)?;
     Ok(0)
@@ -701,6 +734,9 @@ fn timeval_of(d: Option<Duration>) -> [u8; 16] {
 
 /// getsockopt(2): SOL_SOCKET options.
 pub fn getsockopt(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::getsockopt(t, &f, a);
+    }
     let (_, s) = socket_of(t, fd_arg(a[0]))?;
     let (level, opt, optval, optlen) = (a[1] as i32, a[2] as i32, a[3], a[4]);
     if level != SOL_SOCKET {
@@ -740,6 +776,9 @@ pub fn getsockopt(t: &mut Task, a: &Args) -> SysResult {
 /// setsockopt(2): SO_SNDBUF, SO_RCVBUF, SO_RCVTIMEO, SO_SNDTIMEO, SO_PASSCRED and a few
 /// flags that change nothing for AF_UNIX.
 pub fn setsockopt(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = net::net_file(t, a[0])? {
+        return net::setsockopt(t, &f, a);
+    }
     let (_, s) = socket_of(t, fd_arg(a[0]))?;
     let (level, opt, optval, optlen) = (a[1] as i32, a[2] as i32, a[3], a[4] as i32);
     if level != SOL_SOCKET {

@@ -127,6 +127,9 @@ fn check_creds(t: &Task, c: &PeerCred) -> Result<(), Errno> {
 
 /// sendmsg(2) with SCM_RIGHTS and SCM_CREDENTIALS.
 pub fn sendmsg(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = super::net::net_file(t, a[0])? {
+        return super::net::sendmsg_at(t, &f, a[1], a[2] as u32);
+    }
     let (f, s) = socket_of(t, fd_arg(a[0]))?;
     let m = read_msghdr(t, a[1])?;
     if m.controllen > i32::MAX as u64 {
@@ -211,6 +214,9 @@ impl ControlOut {
 /// recvmsg(2): the sender's name, SCM_CREDENTIALS with SO_PASSCRED, SCM_RIGHTS, and
 /// MSG_TRUNC / MSG_CTRUNC in msg_flags.
 pub fn recvmsg(t: &mut Task, a: &Args) -> SysResult {
+    if let Some(f) = super::net::net_file(t, a[0])? {
+        return super::net::recvmsg_at(t, &f, a[1], a[2] as u32);
+    }
     let (f, s) = socket_of(t, fd_arg(a[0]))?;
     let flags = a[2] as u32;
     let m = read_msghdr(t, a[1])?;
