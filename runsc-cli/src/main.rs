@@ -4,6 +4,7 @@
 mod commands;
 mod container;
 mod logging;
+mod net;
 mod oci;
 mod sandbox;
 mod spawn;
@@ -31,9 +32,11 @@ pub struct GlobalFlags {
     /// How guest code is run and trapped.
     #[arg(long, global = true, default_value = "ptrace")]
     pub platform: String,
-    /// Network mode: sandbox, host or none.
+    /// Network mode: sandbox (the sandbox's own TCP/IP stack takes over the container's
+    /// network namespace), host (guest sockets are host sockets in that namespace) or none
+    /// (loopback only).
     #[arg(long, global = true, default_value = "sandbox")]
-    pub network: String,
+    pub network: rvisor_sentry::net::NetworkMode,
     /// Root filesystem overlay: `memory` (the default: the sandbox's writes to its root
     /// land in memory and the host tree is never changed) or `none` (writes go through the
     /// gofer to the host tree).

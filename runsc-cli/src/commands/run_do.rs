@@ -91,6 +91,7 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         tty: args.tty,
         // Like a program started from this shell, the command keeps the caller's limits.
         rlimits: caller_rlimits(),
+        network: crate::net::for_do(g.network).context("do")?,
         ..BootSpec::default()
     };
 

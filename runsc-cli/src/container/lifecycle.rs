@@ -91,7 +91,7 @@ pub fn create(g: &crate::GlobalFlags, id: &str, bundle: &Path, pid_file: Option<
     if state::dir(&g.root, id).join("state.json").exists() {
         bail!("container with id exists: {id}");
     }
-    let plan = crate::oci::plan(g, bundle, id)?;
+    let mut plan = crate::oci::plan(g, bundle, id)?;
     if plan.terminal && matches!(stdio, InitStdio::Inherit) && !isatty(0) {
         bail!("cannot allocate tty if rvisor will detach without setting console socket");
     }
@@ -100,6 +100,10 @@ pub fn create(g: &crate::GlobalFlags, id: &str, bundle: &Path, pid_file: Option<
     }
     let locked = state::create_locked(&g.root, id)?;
     let mut partial = Partial { dir: locked.path.clone(), cgroup: None, children: Vec::new(), armed: true };
+
+    // Reads the namespace and opens the packet sockets; nothing is changed in it yet.
+    let net = crate::net::prepare(g.network, &plan.netns_request)?;
+    plan.spec["network"] = serde_json::to_value(&net.spec)?;
 
     let cgroup = Cgroup::create(plan.cgroups_path.as_deref(), id, plan.resources.as_ref())?;
     let procs = cgroup.procs_files();
@@ -129,6 +133,9 @@ pub fn create(g: &crate::GlobalFlags, id: &str, bundle: &Path, pid_file: Option<
     boot.arg(format!("--control-socket={}", sock.display()));
     boot.arg(format!("--ready-fd={}", ready_w.as_raw_fd()));
     boot.arg(format!("--spec={}", serde_json::to_string(&plan.spec)?));
+    for fd in &net.packet_fds {
+        boot.arg(format!("--net-fd={}", fd.as_raw_fd()));
+    }
     let mut replica = None;
     if let InitStdio::ConsoleSocket(path) = stdio {
         if plan.terminal {
@@ -140,13 +147,18 @@ pub fn create(g: &crate::GlobalFlags, id: &str, bundle: &Path, pid_file: Option<
     }
     let mut pass: Vec<BorrowedFd<'_>> = vec![root_conn.as_fd(), ready_w.as_fd()];
     pass.extend(mount_conns.iter().map(|c| c.as_fd()));
+    pass.extend(net.packet_fds.iter().map(|f| f.as_fd()));
     detach_with_fds(&mut boot, &pass, procs.clone());
+    net.join_before_exec(&mut boot);
+    // The last step before the sandbox starts: from here on its stack owns the addresses.
+    net.take_over()?;
     let boot_child = boot.spawn().context("starting the sandbox");
     drop(boot);
     drop(ready_w);
     drop(root_conn);
     drop(mount_conns);
     drop(replica);
+    drop(net);
     let mut boot_child = boot_child?;
     let boot_pid = boot_child.id() as i32;
     if let Err(e) = wait_ready(ready_r, &mut boot_child) {
@@ -171,7 +183,7 @@ pub fn create(g: &crate::GlobalFlags, id: &str, bundle: &Path, pid_file: Option<
         hooks: plan.hooks.clone(),
         process: plan.process.clone(),
         netns: plan.netns.clone(),
-        network: g.network.clone(),
+        network: crate::net::mode_name(g.network).to_string(),
         oom_killed: false,
     };
     locked.save(&st)?;

@@ -47,7 +47,7 @@ pub struct State {
     /// config.json's process: the defaults of `exec`.
     #[serde(default)]
     pub process: Process,
-    /// The network namespace path of config.json, if any (recorded; not joined yet).
+    /// The network namespace path of config.json, if any (the sandbox runs in it).
     #[serde(default)]
     pub netns: Option<String>,
     #[serde(default)]

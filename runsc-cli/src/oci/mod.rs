@@ -31,6 +31,8 @@ pub struct Plan {
     /// The i-th serves the mount with `Bind { gofer: i }`.
     pub binds: Vec<BindSource>,
     pub netns: Option<String>,
+    /// The network namespace the sandbox takes over (or joins, in host mode).
+    pub netns_request: crate::net::NetnsRequest,
     pub cgroups_path: Option<String>,
     pub resources: Option<Resources>,
     pub hooks: Hooks,
@@ -100,10 +102,15 @@ pub fn plan(g: &crate::GlobalFlags, bundle: &Path, id: &str) -> anyhow::Result<P
 
     let linux = cfg.linux.clone().unwrap_or_default();
     let mut netns = None;
+    let mut netns_request = crate::net::NetnsRequest::Shared;
     for ns in &linux.namespaces {
         match (ns.kind.as_str(), ns.path.as_deref().filter(|p| !p.is_empty())) {
             ("pid", Some(p)) => bail!("config.json: joining another container's pid namespace is not supported (linux.namespaces: pid at {p})"),
-            ("network", Some(p)) => netns = Some(p.to_string()),
+            ("network", Some(p)) => {
+                netns = Some(p.to_string());
+                netns_request = crate::net::NetnsRequest::Path(p.to_string());
+            }
+            ("network", None) => netns_request = crate::net::NetnsRequest::Fresh,
             (_, Some(p)) => tracing::debug!(kind = %ns.kind, path = p, "namespace path ignored: the sandbox has its own"),
             _ => {}
         }
@@ -171,6 +178,8 @@ pub fn plan(g: &crate::GlobalFlags, bundle: &Path, id: &str) -> anyhow::Result<P
         "pids_limit": pids_limit,
         "memory_limit": memory_limit,
         "oom_score_adj": process.oom_score_adj,
+        // What the namespace holds is filled in by `create` (crate::net::prepare).
+        "network": rvisor_sentry::net::NetworkSpec::loopback_only(g.network),
     });
     // The sandbox's own parser must accept it: a mismatch is caught here, not at boot.
     serde_json::from_value::<rvisor_sentry::boot::BootSpec>(spec.clone()).context("internal: the boot spec does not parse")?;
@@ -182,6 +191,7 @@ pub fn plan(g: &crate::GlobalFlags, bundle: &Path, id: &str) -> anyhow::Result<P
         root_read_only: root.readonly,
         binds,
         netns,
+        netns_request,
         cgroups_path: linux.cgroups_path.clone(),
         resources,
         hooks: cfg.hooks.clone().unwrap_or_default(),
