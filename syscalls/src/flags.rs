@@ -942,6 +942,13 @@ pub mod net_if {
     pub const SIOCOUTQ: u32 = 0x5411;
     pub const SIOCOUTQNSD: u32 = 0x894b;
     pub const SIOCGSTAMP: u32 = 0x8906;
+    pub const SIOCGIFMAP: u32 = 0x8970;
+    pub const SIOCGIFPFLAGS: u32 = 0x8935;
+    /// Requests that change interfaces or routes (refused in the sandbox).
+    pub const SIOCSETTERS: &[u32] = &[
+        0x890b, 0x890c, 0x8914, 0x8916, 0x8918, 0x891a, 0x891c, 0x891e, 0x8922,
+        0x8923, 0x8924, 0x8931, 0x8932, 0x8934, 0x8936, 0x8937, 0x8943, 0x8953, 0x8955, 0x8971,
+    ];
     pub const ARPHRD_ETHER: u16 = 1;
     pub const ARPHRD_LOOPBACK: u16 = 772;
 }

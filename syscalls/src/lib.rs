@@ -4,6 +4,7 @@
 pub mod errno;
 pub mod fdkinds;
 pub mod flags;
+pub mod netlink;
 pub mod nr;
 pub mod pod;
 pub mod signal;

@@ -14,6 +14,7 @@
 
 mod fd;
 mod maps;
+mod net;
 pub(crate) mod system;
 mod task;
 
@@ -147,6 +148,10 @@ pub enum Node {
     SysDir(&'static str),
     /// A system file, by its path below `/proc`.
     SysFile(&'static str),
+    /// `/proc/PID/net` (`/proc/net` links to `self/net`).
+    NetDir(Target),
+    /// A file of a net directory, by name.
+    NetFile(Target, &'static str),
 }
 
 /// The entries of a pid directory: name, node builder.
@@ -245,14 +250,14 @@ impl ProcInode {
 
     fn mode(&self) -> u32 {
         match self.node {
-            Node::Root | Node::TaskDir(_) | Node::Threads(_) | Node::SysDir(_) => S_IFDIR | 0o555,
+            Node::Root | Node::TaskDir(_) | Node::Threads(_) | Node::SysDir(_) | Node::NetDir(_) => S_IFDIR | 0o555,
             Node::FdDir { info: false, .. } => S_IFDIR | 0o500,
             Node::FdDir { info: true, .. } => S_IFDIR | 0o500,
             Node::SelfLink { .. } | Node::FixedLink(_) | Node::TaskLink(..) => S_IFLNK | 0o777,
             Node::TaskFile(_, TaskFile::Environ) => S_IFREG | 0o400,
             Node::TaskFile(_, TaskFile::Comm | TaskFile::OomScoreAdj | TaskFile::LoginUid) => S_IFREG | 0o644,
             Node::SysFile(p) if p.starts_with("sys/") => S_IFREG | 0o644,
-            Node::TaskFile(..) | Node::FdInfo(..) | Node::SysFile(_) => S_IFREG | 0o444,
+            Node::TaskFile(..) | Node::FdInfo(..) | Node::SysFile(_) | Node::NetFile(..) => S_IFREG | 0o444,
         }
     }
 
@@ -275,6 +280,7 @@ impl ProcInode {
                 out.extend(TASK_LINKS.iter().map(|(n, l)| (n.as_bytes().to_vec(), Node::TaskLink(target, *l))));
                 out.push((b"fd".to_vec(), Node::FdDir { target, info: false }));
                 out.push((b"fdinfo".to_vec(), Node::FdDir { target, info: true }));
+                out.push((b"net".to_vec(), Node::NetDir(target)));
                 if let Target::Group(g) = target {
                     out.push((b"task".to_vec(), Node::Threads(g)));
                 }
@@ -303,6 +309,7 @@ impl ProcInode {
                 })
                 .collect(),
             Node::SysDir(path) => system::sys_entries(path),
+            Node::NetDir(target) => net::ENTRIES.iter().map(|n| (n.as_bytes().to_vec(), Node::NetFile(target, n))).collect(),
             _ => return Err(Errno::ENOTDIR),
         })
     }
@@ -323,6 +330,7 @@ impl ProcInode {
             Node::TaskFile(target, f) => task::generate(&k, target, f),
             Node::FdInfo(target, n) => fd::fdinfo(&k, target, n),
             Node::SysFile(path) => system::generate(&k, path),
+            Node::NetFile(_, name) => net::generate(&k, name),
             _ => Err(Errno::EISDIR),
         }
     }
@@ -389,7 +397,7 @@ impl Inode for ProcInode {
                     Node::TaskLink(target, TaskLink::Fd(n))
                 }
             }
-            Node::TaskDir(_) | Node::SysDir(_) => {
+            Node::TaskDir(_) | Node::SysDir(_) | Node::NetDir(_) => {
                 self.check_alive()?;
                 self.entries()?
                     .into_iter()

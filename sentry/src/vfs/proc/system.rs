@@ -19,6 +19,7 @@ pub const ROOT_ENTRIES: &[(&str, Node)] = &[
     ("loadavg", Node::SysFile("loadavg")),
     ("meminfo", Node::SysFile("meminfo")),
     ("mounts", Node::FixedLink("self/mounts")),
+    ("net", Node::FixedLink("self/net")),
     ("stat", Node::SysFile("stat")),
     ("sys", Node::SysDir("sys")),
     ("uptime", Node::SysFile("uptime")),
@@ -224,10 +225,12 @@ fn base_of(p: &str) -> &str {
 pub fn sys_entries(dir: &'static str) -> Vec<(Vec<u8>, Node)> {
     let dirs = SYS_DIRS
         .iter()
+        .chain(super::net::SYSCTL_DIRS)
         .filter(|d| parent_of(d) == dir)
         .map(|d| (base_of(d).as_bytes().to_vec(), Node::SysDir(d)));
     let files = SYS_FILES
         .iter()
+        .chain(super::net::SYSCTLS.iter().map(|(p, _)| p))
         .filter(|f| parent_of(f) == dir)
         .map(|f| (base_of(f).as_bytes().to_vec(), Node::SysFile(f)));
     let mut out: Vec<_> = dirs.chain(files).collect();
@@ -512,6 +515,7 @@ pub fn generate(k: &Arc<Kernel>, path: &str) -> Result<Vec<u8>, Errno> {
         "sys/fs/file-max" => "9223372036854775807\n".into(),
         "sys/fs/file-nr" => "0\t0\t9223372036854775807\n".into(),
         "sys/fs/nr_open" => format!("{}\n", crate::kernel::fdtable::NR_OPEN),
+        p if p.starts_with("sys/net/") => super::net::sysctl(p).ok_or(Errno::ENOENT)?,
         _ => format!("{}\n", k.sysctl.get(path).ok_or(Errno::ENOENT)?),
     };
     Ok(s.into_bytes())
@@ -524,7 +528,7 @@ mod tests {
     #[test]
     fn sys_tree_lists_children_of_each_directory() {
         let names: Vec<Vec<u8>> = sys_entries("sys").into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, vec![b"fs".to_vec(), b"kernel".to_vec(), b"vm".to_vec()]);
+        assert_eq!(names, vec![b"fs".to_vec(), b"kernel".to_vec(), b"net".to_vec(), b"vm".to_vec()]);
         assert!(sys_entries("sys/kernel").iter().any(|(n, _)| n == b"random"));
         assert!(sys_entries("sys/vm").iter().any(|(n, _)| n == b"overcommit_memory"));
     }

@@ -743,7 +743,7 @@ impl FileImpl for UnixSocket {
         let n = match cmd {
             FIONREAD => self.with(|e| e.rx.len_bytes()),
             TIOCOUTQ => self.with(|e| e.in_flight),
-            _ => return Err(Errno::ENOTTY),
+            _ => return crate::net::ifreq::ioctl(mm, cmd, arg),
         };
         mm.write_obj(arg, &i32::try_from(n).unwrap_or(i32::MAX))?;
         Ok(0)
