@@ -4,7 +4,6 @@
 //! succeeds, a signal arrives (ERESTARTSYS) or SO_RCVTIMEO/SO_SNDTIMEO expires (EAGAIN).
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +27,6 @@ use crate::vfs::file::FileImpl;
 /// The device number sockfs reports (as for AF_UNIX sockets).
 const SOCKFS_DEV: u64 = 0x08;
 /// Inode numbers of host-backed sockets (a range of their own, apart from AF_UNIX's).
-static NEXT_INO: AtomicU64 = AtomicU64::new(7_000_000);
 
 /// MSG_* flags a send passes to the host (blocking and signals are the sentry's).
 const SEND_FLAGS: u32 = MSG_OOB | MSG_DONTROUTE | MSG_EOR | MSG_MORE | MSG_CONFIRM | MSG_FASTOPEN;
@@ -86,7 +84,7 @@ impl HostSocket {
             domain,
             ty,
             protocol,
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: crate::vfs::unix::next_socket_ino(),
             uid,
             gid,
             ctime: (now.as_secs() as i64, now.subsec_nanos() as i64),

@@ -12,7 +12,6 @@ pub mod msg;
 pub mod route;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -41,8 +40,6 @@ const MIN_SNDBUF: usize = 4608;
 const SOCKFS_DEV: u64 = 0x08;
 /// The highest multicast group a socket may join.
 const MAX_GROUP: u32 = 64;
-
-static NEXT_INO: AtomicU64 = AtomicU64::new(7_000_000);
 
 /// Port ids in use, per protocol.
 fn ports() -> MutexGuard<'static, HashMap<i32, BTreeSet<u32>>> {
@@ -111,7 +108,7 @@ impl NetlinkSocket {
             ty,
             protocol,
             net,
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: crate::vfs::unix::next_socket_ino(),
             ctime: (now.as_secs() as i64, i64::from(now.subsec_nanos())),
             state: Mutex::new(State {
                 rcvbuf: DEFAULT_BUF,

@@ -69,7 +69,14 @@ const RCV_SHUTDOWN: u8 = 1;
 const SEND_SHUTDOWN: u8 = 2;
 const SHUTDOWN_MASK: u8 = 3;
 
+/// Inode numbers of every socket (sockfs): one counter, so /proc/PID/fd's `socket:[N]`
+/// and /proc/net's inode columns never repeat across socket kinds.
 static NEXT_SOCK_INO: AtomicU64 = AtomicU64::new(5_000_000);
+
+/// A new socket inode number.
+pub fn next_socket_ino() -> u64 {
+    NEXT_SOCK_INO.fetch_add(1, Ordering::Relaxed)
+}
 
 fn now() -> (i64, i64) {
     let d = SystemTime::now()
@@ -255,7 +262,7 @@ impl UnixSocket {
         Arc::new(UnixSocket {
             conn: conn.clone(),
             side,
-            ino: NEXT_SOCK_INO.fetch_add(1, Ordering::Relaxed),
+            ino: next_socket_ino(),
             uid,
             gid,
             cred,
