@@ -99,6 +99,12 @@ fn spinning_pays() -> bool {
     })
 }
 
+/// Makes the one-time host queries of this module now (the CPU count, which reads
+/// `/proc` and cgroup files): a confined gofer can no longer make them.
+pub(crate) fn warm_up() {
+    spinning_pays();
+}
+
 /// Receives one datagram into `buf` (whose length should be `MAX_MESSAGE + 1` or more so an
 /// oversized message shows as truncated). Received fds are close-on-exec. Retries on EINTR.
 ///

@@ -11,6 +11,7 @@ pub mod error;
 mod framing;
 mod host;
 pub mod protocol;
+pub mod seccomp;
 pub mod server;
 
 pub use client::GoferClient;
@@ -20,6 +21,13 @@ pub use protocol::{DirEntry, Fid};
 pub use server::{open_proc_self_fd, serve, serve_root, ServerOptions};
 
 use std::os::fd::OwnedFd;
+
+/// Makes, before the gofer confines itself, the one-time host queries the server would
+/// otherwise make on its first request (the number of CPUs, read from `/proc` and cgroup
+/// files), which the chroot and the seccomp filter no longer allow.
+pub fn warm_up() {
+    framing::warm_up();
+}
 
 /// A connected pair of close-on-exec `SOCK_SEQPACKET` unix sockets: one end for
 /// [`serve`], the other for [`GoferClient::new`].

@@ -219,6 +219,9 @@ impl Server {
         mode: u32,
         owner: (u32, u32),
     ) -> Result<(Fid, Stat), Errno> {
+        if mode & !(S_IFMT | 0o7777) != 0 {
+            return Err(Errno::EINVAL);
+        }
         let kind = match mode & S_IFMT {
             0 => S_IFREG,
             k @ (S_IFREG | S_IFIFO | S_IFSOCK) => k,
