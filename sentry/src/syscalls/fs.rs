@@ -403,7 +403,7 @@ pub fn ioctl(t: &mut Task, a: &Args) -> SysResult {
     let fd = fd_arg(a[0]);
     let f = t.file(fd)?;
     let (cmd, arg) = (a[1] as u32, a[2]);
-    if !matches!(cmd, io::FIOCLEX | io::FIONCLEX | io::FIONBIO) {
+    if !matches!(cmd, io::FIOCLEX | io::FIONCLEX | io::FIONBIO | io::FIOASYNC) {
         if let Some(r) = crate::vfs::devpts::ioctl(t, &f, cmd, arg) {
             return r;
         }
@@ -417,6 +417,15 @@ pub fn ioctl(t: &mut Task, a: &Args) -> SysResult {
             let on: i32 = t.read_obj(arg)?;
             let fl = f.flags();
             f.set_status_flags(if on != 0 { fl | O_NONBLOCK } else { fl & !O_NONBLOCK });
+            Ok(0)
+        }
+        // Linux's generic FIOASYNC sets O_ASYNC on any file (as F_SETFL does). SIGIO is
+        // not delivered; programs such as nginx only need the call to succeed.
+        io::FIOASYNC => {
+            let on: i32 = t.read_obj(arg)?;
+            let fl = f.flags();
+            let async_ = rvisor_syscalls::flags::open::O_ASYNC;
+            f.set_status_flags(if on != 0 { fl | async_ } else { fl & !async_ });
             Ok(0)
         }
         // The sandbox's processes live in their own pid namespace: answer job-control

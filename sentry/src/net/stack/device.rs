@@ -1,0 +1,222 @@
+//! The devices under the smoltcp interfaces: loopback (a packet queue in memory) and a
+//! donated AF_PACKET socket (one raw ethernet frame per read(2)/write(2); no other socket
+//! call ever touches it).
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+use crate::net::IfStats;
+
+/// Packets that may wait on the loopback queue; more are dropped (as a full backlog).
+const LOOP_QUEUE: usize = 4096;
+/// The largest frame read from a packet socket: GSO frames from a veth reach 64 KiB.
+pub(crate) const RX_FRAME: usize = 65536 + 64;
+
+/// Loopback: what is transmitted is received next.
+pub(crate) struct LoopDevice {
+    pub queue: VecDeque<Vec<u8>>,
+    pub mtu: usize,
+    pub stats: IfStats,
+}
+
+impl LoopDevice {
+    pub fn new(mtu: usize, index: u32) -> LoopDevice {
+        LoopDevice {
+            queue: VecDeque::new(),
+            // An IPv4 packet's total length is 16 bits: Linux's lo MTU of 65536 cannot be
+            // filled (its TCP MSS there is below 65495), and a 65536-byte packet would wrap
+            // to length 0 and be dropped. The guest still sees the spec's MTU.
+            mtu: mtu.min(65535),
+            stats: IfStats {
+                index,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+pub(crate) struct LoopRx(Vec<u8>);
+pub(crate) struct LoopTx<'a>(&'a mut LoopDevice);
+
+impl phy::RxToken for LoopRx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for LoopTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        let st = &mut self.0.stats;
+        if self.0.queue.len() < LOOP_QUEUE {
+            st.tx_packets += 1;
+            st.tx_bytes += len as u64;
+            st.rx_packets += 1;
+            st.rx_bytes += len as u64;
+            self.0.queue.push_back(buf);
+        } else {
+            st.tx_dropped += 1;
+        }
+        r
+    }
+}
+
+impl phy::Device for LoopDevice {
+    type RxToken<'a> = LoopRx;
+    type TxToken<'a> = LoopTx<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(LoopRx, LoopTx<'_>)> {
+        let p = self.queue.pop_front()?;
+        Some((LoopRx(p), LoopTx(self)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<LoopTx<'_>> {
+        Some(LoopTx(self))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = self.mtu;
+        // Packets never leave memory: no checksums either way.
+        caps.checksum = ChecksumCapabilities::ignored();
+        caps
+    }
+}
+
+/// A donated AF_PACKET socket bound to one interface of the pod's namespace.
+pub(crate) struct PacketDevice {
+    fd: OwnedFd,
+    pub mtu: usize,
+    rx: Vec<u8>,
+    pub stats: IfStats,
+}
+
+impl PacketDevice {
+    pub fn new(fd: OwnedFd, mtu: usize, index: u32) -> std::io::Result<PacketDevice> {
+        // SAFETY: F_GETFL/F_SETFL on an fd we own; no memory is passed.
+        let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        if fl < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(PacketDevice {
+            fd,
+            mtu,
+            rx: vec![0u8; RX_FRAME],
+            stats: IfStats {
+                index,
+                ..Default::default()
+            },
+        })
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// Reads one frame into the receive buffer; its length, or None (EAGAIN, error).
+    fn read_frame(&mut self) -> Option<usize> {
+        loop {
+            // SAFETY: `self.rx` is an exclusively borrowed buffer of `len` bytes; read(2)
+            // writes at most that many and returns the count.
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    self.rx.as_mut_ptr().cast(),
+                    self.rx.len(),
+                )
+            };
+            if n >= 0 {
+                let n = n as usize;
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += n as u64;
+                return Some(n);
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return None,
+                _ => {
+                    self.stats.rx_errors += 1;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct PacketRx<'a>(&'a [u8]);
+pub(crate) struct PacketTx<'a> {
+    fd: i32,
+    stats: &'a mut IfStats,
+}
+
+impl phy::RxToken for PacketRx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
+    }
+}
+
+impl phy::TxToken for PacketTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        // SAFETY: `buf` is a live buffer of `len` bytes that write(2) only reads.
+        let n = unsafe { libc::write(self.fd, buf.as_ptr().cast(), len) };
+        if n == len as isize {
+            self.stats.tx_packets += 1;
+            self.stats.tx_bytes += len as u64;
+        } else {
+            // A full socket buffer drops the frame, as a full NIC queue would; TCP resends.
+            self.stats.tx_dropped += 1;
+        }
+        r
+    }
+}
+
+impl phy::Device for PacketDevice {
+    type RxToken<'a> = PacketRx<'a>;
+    type TxToken<'a> = PacketTx<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(PacketRx<'_>, PacketTx<'_>)> {
+        let n = self.read_frame()?;
+        let fd = self.fd.as_raw_fd();
+        Some((
+            PacketRx(&self.rx[..n]),
+            PacketTx {
+                fd,
+                stats: &mut self.stats,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<PacketTx<'_>> {
+        Some(PacketTx {
+            fd: self.fd.as_raw_fd(),
+            stats: &mut self.stats,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + 14;
+        // Frames from the host side of a veth carry CHECKSUM_PARTIAL (not filled in):
+        // compute checksums on transmit, never verify on receive.
+        let mut ck = ChecksumCapabilities::default();
+        ck.ipv4 = Checksum::Tx;
+        ck.udp = Checksum::Tx;
+        ck.tcp = Checksum::Tx;
+        ck.icmpv4 = Checksum::Tx;
+        ck.icmpv6 = Checksum::Tx;
+        caps.checksum = ck;
+        caps
+    }
+}

@@ -1,0 +1,243 @@
+//! Two sockets over the in-sentry loopback.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rvisor_syscalls::flags::poll::{POLLIN, POLLOUT};
+use rvisor_syscalls::flags::socket::*;
+use rvisor_syscalls::Errno;
+
+use super::SandboxStack;
+use crate::net::{addr, NetSocket, NetworkMode, NetworkSpec, NetworkStack, Proto};
+use crate::vfs::file::FileImpl;
+
+fn stack() -> Arc<SandboxStack> {
+    SandboxStack::new(NetworkSpec::loopback_only(NetworkMode::None), Vec::new()).unwrap()
+}
+
+fn sa(domain: i32, s: &str) -> Vec<u8> {
+    addr::encode(domain, &s.parse::<SocketAddr>().unwrap())
+}
+
+fn ns(f: &Arc<dyn FileImpl>) -> &dyn NetSocket {
+    f.as_net_socket().unwrap()
+}
+
+fn port_of(f: &Arc<dyn FileImpl>) -> u16 {
+    let n = ns(f).local_name().unwrap();
+    u16::from_be_bytes([n[2], n[3]])
+}
+
+fn listener(st: &SandboxStack, domain: i32, at: &str, backlog: i32) -> (Arc<dyn FileImpl>, u16) {
+    let l = st.socket(domain, SOCK_STREAM, 0, false).unwrap();
+    ns(&l).bind(&sa(domain, at)).unwrap();
+    ns(&l).listen(backlog).unwrap();
+    let p = port_of(&l);
+    (l, p)
+}
+
+fn recv_all(f: &Arc<dyn FileImpl>, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    let r = ns(f).recv(&mut buf, MSG_WAITALL, false).unwrap();
+    buf.truncate(r.len);
+    buf
+}
+
+#[test]
+fn tcp_connect_accept_echo_and_close() {
+    let st = stack();
+    let (l, port) = listener(&st, AF_INET, "127.0.0.1:0", 8);
+    assert_ne!(port, 0);
+    let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    ns(&c)
+        .connect(&sa(AF_INET, &format!("127.0.0.1:{port}")), false)
+        .unwrap();
+    let (a, peer) = ns(&l).accept(true).unwrap();
+    assert_eq!(peer, ns(&c).local_name().unwrap());
+    assert_eq!(
+        ns(&c).peer_name().unwrap(),
+        sa(AF_INET, &format!("127.0.0.1:{port}"))
+    );
+    assert_eq!(ns(&c).send(b"hello", None, &[], 0, false).unwrap(), 5);
+    assert_eq!(recv_all(&a, 5), b"hello");
+    // A bulk transfer larger than the buffers, from another thread.
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+    let (a2, big2) = (a.clone(), big.clone());
+    let h = std::thread::spawn(move || ns(&a2).send(&big2, None, &[], 0, false).unwrap());
+    assert_eq!(recv_all(&c, big.len()), big);
+    assert_eq!(h.join().unwrap(), big.len());
+    let mut b = [0u8; 4];
+    assert_eq!(ns(&c).recv(&mut b, 0, true).unwrap_err(), Errno::EAGAIN);
+    drop(a);
+    assert_eq!(ns(&c).recv(&mut b, 0, false).unwrap().len, 0);
+    assert_ne!(c.readiness() & POLLIN, 0);
+}
+
+#[test]
+fn tcp_backlog_holds_32_pending_connections() {
+    let st = stack();
+    let (l, port) = listener(&st, AF_INET, "0.0.0.0:0", 64);
+    let to = sa(AF_INET, &format!("127.0.0.1:{port}"));
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+            assert_eq!(ns(&c).connect(&to, true), Err(Errno::EINPROGRESS));
+            c
+        })
+        .collect();
+    assert_ne!(l.readiness() & POLLIN, 0);
+    let mut peers = Vec::new();
+    let mut accepted = Vec::new();
+    for _ in 0..32 {
+        let (a, peer) = ns(&l).accept(false).unwrap();
+        peers.push(peer);
+        accepted.push(a);
+    }
+    assert_eq!(
+        ns(&l).accept(true).err().map(|e| e.0),
+        Some(Errno::EAGAIN.0)
+    );
+    for c in &clients {
+        assert_ne!(c.readiness() & POLLOUT, 0);
+        assert_eq!(
+            ns(c).getsockopt(SOL_SOCKET, SO_ERROR, 4).unwrap(),
+            0i32.to_ne_bytes()
+        );
+        assert!(peers.contains(&ns(c).local_name().unwrap()));
+    }
+    assert_eq!(
+        st.sockets(Proto::Tcp, false)
+            .iter()
+            .filter(|e| e.state == 1)
+            .count(),
+        64
+    );
+}
+
+#[test]
+fn nonblocking_connect_to_a_closed_port_is_refused() {
+    let st = stack();
+    let (l, port) = listener(&st, AF_INET, "127.0.0.1:0", 1);
+    drop(l);
+    let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    let to = sa(AF_INET, &format!("127.0.0.1:{port}"));
+    assert_eq!(ns(&c).connect(&to, true), Err(Errno::EINPROGRESS));
+    assert_eq!(
+        ns(&c).getsockopt(SOL_SOCKET, SO_ERROR, 4).unwrap(),
+        Errno::ECONNREFUSED.0.to_ne_bytes()
+    );
+    let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    assert_eq!(ns(&c).connect(&to, false), Err(Errno::ECONNREFUSED));
+}
+
+#[test]
+fn reuseaddr_lets_a_listener_take_a_port_in_time_wait() {
+    let st = stack();
+    let (l, port) = listener(&st, AF_INET, "127.0.0.1:0", 1);
+    let at = format!("127.0.0.1:{port}");
+    let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    ns(&c).connect(&sa(AF_INET, &at), false).unwrap();
+    let (a, _) = ns(&l).accept(false).unwrap();
+    drop(l);
+    drop(a); // the server closes first: its side goes to TIME_WAIT
+    let mut b = [0u8; 1];
+    assert_eq!(ns(&c).recv(&mut b, 0, false).unwrap().len, 0);
+    drop(c);
+    let n = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    assert_eq!(ns(&n).bind(&sa(AF_INET, &at)), Err(Errno::EADDRINUSE));
+    let n = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    ns(&n)
+        .setsockopt(SOL_SOCKET, SO_REUSEADDR, &1i32.to_ne_bytes())
+        .unwrap();
+    ns(&n).bind(&sa(AF_INET, &at)).unwrap();
+    ns(&n).listen(1).unwrap();
+}
+
+#[test]
+fn v6_listener_accepts_v4_clients_as_mapped_addresses() {
+    let st = stack();
+    let (l, port) = listener(&st, AF_INET6, "[::]:0", 4);
+    let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    ns(&c)
+        .connect(&sa(AF_INET, &format!("127.0.0.1:{port}")), false)
+        .unwrap();
+    let (a, peer) = ns(&l).accept(false).unwrap();
+    let cport = port_of(&c);
+    assert_eq!(peer, sa(AF_INET6, &format!("[::ffff:127.0.0.1]:{cport}")));
+    let c6 = st.socket(AF_INET6, SOCK_STREAM, 0, false).unwrap();
+    ns(&c6)
+        .connect(&sa(AF_INET6, &format!("[::1]:{port}")), false)
+        .unwrap();
+    let (a6, peer6) = ns(&l).accept(false).unwrap();
+    assert_eq!(peer6, ns(&c6).local_name().unwrap());
+    ns(&a6).send(b"x", None, &[], 0, false).unwrap();
+    assert_eq!(recv_all(&c6, 1), b"x");
+    drop(a);
+}
+
+#[test]
+fn udp_echo_with_sender_address_peek_and_truncation() {
+    let st = stack();
+    let s = st.socket(AF_INET, SOCK_DGRAM, 0, false).unwrap();
+    ns(&s).bind(&sa(AF_INET, "127.0.0.1:0")).unwrap();
+    let sp = port_of(&s);
+    let c = st.socket(AF_INET, SOCK_DGRAM, 0, false).unwrap();
+    let to = sa(AF_INET, &format!("127.0.0.1:{sp}"));
+    assert_eq!(ns(&c).send(b"ping!", Some(&to), &[], 0, false).unwrap(), 5);
+    let mut buf = [0u8; 64];
+    let r = ns(&s).recv(&mut buf, MSG_PEEK, false).unwrap();
+    assert_eq!(r.len, 5);
+    let r = ns(&s).recv(&mut buf[..2], 0, false).unwrap();
+    assert_eq!((r.len, r.full), (2, 5));
+    let from = r.from.unwrap();
+    assert_eq!(
+        &from[2..4],
+        &ns(&c).local_name().unwrap()[2..4],
+        "the sender's port"
+    );
+    ns(&s).send(b"pong", Some(&from), &[], 0, false).unwrap();
+    let r = ns(&c).recv(&mut buf, 0, false).unwrap();
+    assert_eq!(&buf[..r.len], b"pong");
+    assert_eq!(r.from.unwrap(), to);
+    assert_eq!(ns(&c).recv(&mut buf, 0, true).unwrap_err(), Errno::EAGAIN);
+    assert_eq!(
+        ns(&c).send(&vec![0u8; 65508], Some(&to), &[], 0, false),
+        Err(Errno::EMSGSIZE)
+    );
+    assert_eq!(
+        ns(&c).send(&vec![7u8; 65507], Some(&to), &[], 0, false),
+        Ok(65507)
+    );
+    assert_eq!(
+        ns(&s).recv(&mut vec![0u8; 70000], 0, false).unwrap().len,
+        65507
+    );
+}
+
+#[test]
+fn ping_socket_gets_an_echo_reply_from_127_0_0_1() {
+    let st = stack();
+    let p = st.socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP, false).unwrap();
+    let mut req = vec![8u8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    req.extend_from_slice(b"payload");
+    ns(&p)
+        .send(&req, Some(&sa(AF_INET, "127.0.0.1:0")), &[], 0, false)
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let r = ns(&p).recv(&mut buf, 0, false).unwrap();
+    assert_eq!(r.len, req.len());
+    assert_eq!(buf[0], 0, "an echo reply");
+    assert_eq!(&buf[6..r.len], &req[6..]);
+    assert_eq!(
+        st.socket(AF_INET, SOCK_RAW, IPPROTO_ICMP, false).err(),
+        Some(Errno::EPERM)
+    );
+    let raw = st.socket(AF_INET, SOCK_RAW, IPPROTO_ICMP, true).unwrap();
+    ns(&raw)
+        .send(&req, Some(&sa(AF_INET, "127.0.0.1:0")), &[], 0, false)
+        .unwrap();
+    let r = ns(&raw).recv(&mut buf, 0, false).unwrap();
+    assert_eq!(r.len, 20 + req.len(), "raw receives carry the IP header");
+    assert_eq!((buf[0], buf[9], buf[20]), (0x45, 1, 0));
+}
+
