@@ -13,6 +13,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 # dynamically linked programs the tests run; sqlite3, git, procps (ps) and bsdutils
 # (script) are what the filesystem and terminal tests run in the sandbox; containerd (with
 # ctr), runc and umoci drive and check the OCI runtime. (runsc is only for the bench.)
+# The networking tests run Debian's nginx, redis and ping in the sandbox and load them from
+# the host with curl, wrk and redis-benchmark over a veth pair (iproute2); strace checks
+# which socket syscalls the sandbox makes.
 missing=()
 command -v gcc >/dev/null || missing+=(gcc)
 installed libc6-dev || missing+=(libc6-dev)
@@ -26,6 +29,14 @@ command -v script >/dev/null || missing+=(bsdutils)
 command -v containerd >/dev/null || missing+=(containerd)
 command -v runc >/dev/null || missing+=(runc)
 command -v umoci >/dev/null || missing+=(umoci)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+command -v curl >/dev/null || missing+=(curl)
+command -v ip >/dev/null || missing+=(iproute2)
+[ -x /usr/bin/ping ] || missing+=(iputils-ping)
+command -v strace >/dev/null || missing+=(strace)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo

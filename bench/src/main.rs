@@ -14,10 +14,14 @@
 //! - `container run /bin/true`: `RUNTIME run --bundle B ID` of an OCI bundle whose process
 //!   is a static `/bin/true`, median wall time of the whole invocation; its "native" column
 //!   is runc (see `container.rs`).
+//! - `nginx 4KiB req/s` and `p99`: nginx in a network namespace loaded by wrk from the host
+//!   side, natively, in runc, runsc and rvisor (both network modes); its own table (see
+//!   `nginx.rs`; needs root, nginx and wrk).
 //!
 //! Usage: `cargo run --release -p rvisor-bench [-- --iterations N] [--runs M]`
 
 mod container;
+mod nginx;
 
 use anyhow::{bail, Context, Result};
 use std::os::unix::process::CommandExt;
@@ -34,12 +38,15 @@ const RUNSC: &str = "/usr/bin/runsc";
 struct Options {
     iterations: u64,
     runs: usize,
+    /// Only the nginx table.
+    nginx_only: bool,
 }
 
 fn parse_options() -> Result<Options> {
     let mut o = Options {
         iterations: DEFAULT_ITERATIONS,
         runs: DEFAULT_RUNS,
+        nginx_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -49,11 +56,13 @@ fn parse_options() -> Result<Options> {
                 o.iterations = value("--iterations")?.parse().context("--iterations")?
             }
             "--runs" => o.runs = value("--runs")?.parse().context("--runs")?,
+            "--nginx-only" => o.nginx_only = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: rvisor-bench [--iterations N] [--runs M]\n  \
+                    "usage: rvisor-bench [--iterations N] [--runs M] [--nginx-only]\n  \
                      --iterations N  loop iterations of the syscall workloads (default {DEFAULT_ITERATIONS})\n  \
-                     --runs M        runs of the /bin/true startup workload (default {DEFAULT_RUNS})\n\
+                     --runs M        runs of the /bin/true startup workload (default {DEFAULT_RUNS})\n  \
+                     --nginx-only    only the nginx table\n\
                      env RVISOR_BIN: the rvisor binary (default: next to this one)"
                 );
                 std::process::exit(0);
@@ -408,6 +417,10 @@ fn bench(
     data: &Path,
     root_dir: &Path,
 ) -> Result<()> {
+    if opts.nginx_only {
+        nginx::bench(exe_dir, find_rvisor(exe_dir).ok().as_deref());
+        return Ok(());
+    }
     let (getppid, file_read, spawn) = (&w.getppid, &w.file_read, &w.spawn);
     let native = Runner {
         name: "native",
@@ -527,6 +540,7 @@ fn bench(
         &w.true_exe,
     ));
     print_table(&rows);
+    nginx::bench(exe_dir, rvisor_bin.as_deref().ok());
     Ok(())
 }
 

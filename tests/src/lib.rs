@@ -30,6 +30,8 @@ mod host;
 mod interactive;
 /// OCI bundles with a busybox root, for the OCI CLI and containerd tests.
 pub mod oci;
+/// Network namespaces with veth pairs, bundles that name them, background servers.
+pub mod net;
 
 pub use host::{
     describe as describe_processes, host_processes, process_tree, processes_with_env,
