@@ -55,6 +55,11 @@ struct Tcp {
     user_timeout: i32,
     so_error: i32,
     connecting: bool,
+    /// connect(2) returned before the handshake ended (EINPROGRESS, a signal): the next
+    /// connect(2) after it ends reports the result once (Linux's SS_CONNECTING).
+    connect_pending: bool,
+    /// The smoltcp state at the last sync (a reset in CLOSE_WAIT is EPIPE, as Linux).
+    last_state: tcp::State,
     shut_rd: bool,
     shut_wr: bool,
     /// Reset, refused or timed out: nothing more will come.
@@ -93,6 +98,8 @@ impl Tcp {
             user_timeout: 0,
             so_error: 0,
             connecting: false,
+            connect_pending: false,
+            last_state: tcp::State::Closed,
             shut_rd: false,
             shut_wr: false,
             dead: false,
@@ -142,8 +149,13 @@ impl Tcp {
             }
         } else if state == tcp::State::Closed && !self.dead && !self.shut_wr {
             self.dead = true;
-            self.so_error = errno_val(Errno::ECONNRESET);
+            self.so_error = errno_val(if self.last_state == tcp::State::CloseWait {
+                Errno::EPIPE
+            } else {
+                Errno::ECONNRESET
+            });
         }
+        self.last_state = state;
     }
 
     fn take_error(&mut self) -> Option<Errno> {
@@ -156,7 +168,7 @@ impl Tcp {
 
     fn apply_opts(&self, s: &mut tcp::Socket<'static>) {
         let p = self.params();
-        s.set_nagle_enabled(!p.nodelay);
+        s.set_nagle_enabled(!p.nodelay || self.cork);
         s.set_keep_alive(p.keepalive);
         s.set_hop_limit(p.hop_limit);
     }
@@ -201,8 +213,9 @@ impl TcpSocket {
         if t.shut_wr {
             return Err(Errno::EPIPE);
         }
+        // Linux: a socket that is neither connected nor connecting answers EPIPE.
         let Phase::Conn { link, h } = t.phase else {
-            return Err(Errno::ENOTCONN);
+            return Err(Errno::EPIPE);
         };
         if t.dead {
             return Err(Errno::EPIPE);
@@ -392,7 +405,8 @@ impl TcpSocket {
         let v = get_int(val)?;
         match name {
             TCP_NODELAY => t.nodelay = v != 0,
-            // Stored only: segments are never held back, so uncorking cannot stall.
+            // While corked, partial segments wait (Nagle on whatever TCP_NODELAY says);
+            // uncorking pushes them out at once (see `setsockopt`), as Linux does.
             TCP_CORK => t.cork = v != 0,
             TCP_MAXSEG => {
                 if !(0..=65535).contains(&v) {
@@ -499,6 +513,18 @@ impl NetSocket for TcpSocket {
         };
         {
             let mut t = self.lock();
+            if matches!(t.phase, Phase::Conn { .. }) && t.connect_pending {
+                let mut g = self.sh.lock();
+                t.sync(&mut g);
+            }
+            if matches!(t.phase, Phase::Conn { .. }) && !t.connecting && t.connect_pending {
+                // The first connect(2) after a non-blocking one completed: its result.
+                t.connect_pending = false;
+                if !t.dead {
+                    return Ok(());
+                }
+                return Err(t.take_error().unwrap_or(Errno::ECONNABORTED));
+            }
             match t.phase {
                 Phase::Conn { .. } if t.connecting => return Err(Errno::EALREADY),
                 Phase::Conn { .. } => {
@@ -562,10 +588,11 @@ impl NetSocket for TcpSocket {
             t.sync(&mut g);
         }
         if nonblock {
+            self.lock().connect_pending = true;
             return Err(Errno::EINPROGRESS);
         }
         let dl = deadline(self.lock().opts.sndtimeo);
-        match wait(&self.core, false, dl, || {
+        let r = wait(&self.core, false, dl, || {
             let mut t = self.lock();
             let mut g = self.sh.lock();
             t.sync(&mut g);
@@ -576,7 +603,12 @@ impl NetSocket for TcpSocket {
                 Some(e) => Err(e),
                 None => Ok(()),
             }
-        }) {
+        });
+        if matches!(r, Err(Errno::EAGAIN | Errno::ERESTARTSYS | Errno::EINTR)) {
+            // Interrupted or timed out: still connecting, as Linux's SS_CONNECTING.
+            self.lock().connect_pending = true;
+        }
+        match r {
             Err(Errno::EAGAIN) => Err(Errno::EINPROGRESS),
             r => r,
         }
@@ -779,8 +811,11 @@ impl NetSocket for TcpSocket {
             (SOL_SOCKET, SO_ACCEPTCONN) => Ok(int(matches!(t.phase, Phase::Listen { .. }) as i32)),
             (SOL_SOCKET, SO_ERROR) => Ok(int(std::mem::take(&mut t.so_error))),
             (SOL_TCP, _) => self.tcp_getopt(&mut t, &mut g, name),
-            (SOL_IPV6, _) if self.domain != AF_INET6 => Err(Errno::ENOPROTOOPT),
-            _ => t.opts.get(level, name).ok_or(Errno::ENOPROTOOPT),
+            (SOL_IPV6, _) if self.domain != AF_INET6 => Err(Errno::EOPNOTSUPP),
+            _ => t
+                .opts
+                .get(level, name)
+                .ok_or_else(|| super::unknown_get_errno(self.domain, SOL_TCP, level)),
         }
     }
 
@@ -801,6 +836,14 @@ impl NetSocket for TcpSocket {
         }
         if let Phase::Conn { link, h } = t.phase {
             let mut g = self.sh.lock();
+            // Clearing TCP_CORK or setting TCP_NODELAY pushes what waits (Linux's
+            // tcp_push_pending_frames): one egress pass with Nagle off, so a response's
+            // last partial segment never waits for the peer's (delayed) ACK.
+            let push = level == SOL_TCP && (name == TCP_CORK || name == TCP_NODELAY) && !t.cork;
+            if push && g.tcp(link, h).send_queue() > 0 {
+                g.tcp(link, h).set_nagle_enabled(false);
+                g.poll(link);
+            }
             t.apply_opts(g.tcp(link, h));
         }
         Ok(())
