@@ -2,6 +2,7 @@
 //! subcommands it re-executes itself as.
 
 mod commands;
+mod confine;
 mod container;
 mod logging;
 mod net;
@@ -51,6 +52,9 @@ pub struct GlobalFlags {
     /// Accepted for runc compatibility: true, false or auto.
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rootless: Option<String>,
+    /// Tests only: sandboxes serve debug control requests (e.g. make a host syscall).
+    #[arg(long = "debug-control", global = true, hide = true)]
+    pub debug_control: bool,
     /// The kernel release the sandbox reports through uname(2).
     #[arg(long = "kernel-release", global = true, default_value = rvisor_sentry::DEFAULT_KERNEL_RELEASE)]
     pub kernel_release: String,

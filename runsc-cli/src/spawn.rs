@@ -40,6 +40,9 @@ pub fn global_args(g: &crate::GlobalFlags) -> Vec<String> {
     if let Some(d) = &g.debug_log {
         v.push(format!("--debug-log={d}"));
     }
+    if g.debug_control {
+        v.push("--debug-control".into());
+    }
     v
 }
 

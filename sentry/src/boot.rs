@@ -187,6 +187,8 @@ pub enum BootError {
     Mount(String),
     #[error("{0}")]
     Network(String),
+    #[error("confining the sandbox: {0}")]
+    Confine(String),
 }
 
 impl BootError {
@@ -213,6 +215,14 @@ pub struct BootIo {
     pub ready: Option<OwnedFd>,
     /// Donated packet sockets, one per ethernet interface of `BootSpec.network`, in order.
     pub net_fds: Vec<OwnedFd>,
+    /// An already bound control socket (bound before the sandbox gave up the host's file
+    /// system); takes the place of binding `control_socket`.
+    pub control_listener: Option<std::os::unix::net::UnixListener>,
+    /// Called once the sandbox is set up, right before init is created: the sandbox
+    /// process confines itself (its seccomp filter) before any guest code can run.
+    pub confine: Option<Box<dyn FnOnce() -> Result<(), String> + Send>>,
+    /// Serve the debug control requests (`Request::DebugHostSyscall`); tests only.
+    pub debug_control: bool,
 }
 
 /// Runs a sandbox until its first process exits and returns how it ended.
@@ -221,9 +231,10 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3], io: &mut
     if spec.args.is_empty() || spec.args[0].is_empty() {
         return Err(BootError::NoCommand);
     }
-    let listener = match &io.control_socket {
-        Some(path) => Some(crate::control::server::bind(path).map_err(|e| BootError::Control(format!("{}: {e}", path.display())))?),
-        None => None,
+    let listener = match (io.control_listener.take(), &io.control_socket) {
+        (Some(l), _) => Some(l),
+        (None, Some(path)) => Some(crate::control::server::bind(path).map_err(|e| BootError::Control(format!("{}: {e}", path.display())))?),
+        (None, None) => None,
     };
     let memory = MemoryFile::new()?;
     let platform: Arc<dyn Platform> = Arc::new(PtracePlatform::new(memory.fd())?);
@@ -305,6 +316,10 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3], io: &mut
     }
     if spec.create_cwd {
         mounts::make_dir(&kernel, &spec.cwd).map_err(|errno| BootError::Cwd { path: spec.cwd.clone(), errno })?;
+    }
+    server.set_debug_control(io.debug_control);
+    if let Some(confine) = io.confine.take() {
+        confine().map_err(BootError::Confine)?;
     }
     start_init(&kernel, &spec, init_pid, fds, spec.wait_for_start.then(|| server.start_gate.clone()))?;
     if let Some(l) = listener {

@@ -55,16 +55,28 @@ fn take_fd(fd: i32, what: &str) -> anyhow::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub fn run(g: &crate::GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
+pub fn run(g: &crate::GlobalFlags, mut args: BootArgs) -> anyhow::Result<i32> {
+    // Descriptor 3 becomes an unmappable placeholder (see the seccomp filter's mmap rule);
+    // a descriptor the CLI passed there moves. First of all: nothing may have opened a
+    // descriptor that lands on 3 (the log file would).
+    let moved = {
+        let mut fds: Vec<&mut i32> = vec![&mut args.gofer_fd];
+        fds.extend(args.mount_gofer_fd.iter_mut());
+        fds.extend(args.net_fd.iter_mut());
+        fds.extend(args.ready_fd.iter_mut());
+        crate::confine::reserve_stub_memfd_number(&mut fds)
+    };
     crate::logging::init(g, "boot");
     let mut io = BootIo {
         control_socket: args.control_socket.clone(),
+        debug_control: g.debug_control,
         ..BootIo::default()
     };
     if let Some(fd) = args.ready_fd {
         io.ready = Some(take_fd(fd, "ready")?);
     }
     let result = (|| -> anyhow::Result<(BootSpec, OwnedFd, [OwnedFd; 3])> {
+        moved.context("boot")?;
         let spec: BootSpec = serde_json::from_str(&args.spec).context("boot: invalid spec")?;
         let gofer = take_fd(args.gofer_fd, "gofer")?;
         for &fd in &args.mount_gofer_fd {
@@ -73,7 +85,20 @@ pub fn run(g: &crate::GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
         for &fd in &args.net_fd {
             io.net_fds.push(take_fd(fd, "packet socket")?);
         }
-        Ok((spec, gofer, [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?]))
+        let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
+        // Everything that needs a host path is opened; then the process gives up the
+        // host's file system, its capabilities and (right before init) most syscalls.
+        if let Some(path) = &args.control_socket {
+            let l = rvisor_sentry::control::server::bind(path)
+                .with_context(|| format!("control socket {}", path.display()))?;
+            io.control_listener = Some(l);
+        }
+        let opts = crate::confine::Options::from_env(
+            spec.network.mode == rvisor_sentry::net::NetworkMode::Host,
+        );
+        crate::confine::confine_process(opts).context("confining the sandbox")?;
+        io.confine = Some(crate::confine::seccomp_hook(opts));
+        Ok((spec, gofer, stdio))
     })();
     let (spec, gofer, stdio) = match result {
         Ok(v) => v,

@@ -74,6 +74,10 @@ pub fn run(g: &crate::GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
         }
         Err(e) => {
             eprintln!("rvisor: run: {e:#}");
+            // The sandbox is our child (create spawned it): say how it died.
+            if let Some(why) = state::lock(&g.root, &args.id).ok().and_then(|(_, st)| crate::confine::sandbox_death(st.pid)) {
+                eprintln!("rvisor: run {}: {why}", args.id);
+            }
             1
         }
     };

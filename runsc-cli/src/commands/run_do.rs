@@ -134,6 +134,6 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     let sig = status.signal().unwrap_or(0);
-    eprintln!("rvisor: the sandbox process died of signal {sig}");
+    eprintln!("rvisor: {}", crate::confine::describe_signal(sig));
     Ok(128 + sig)
 }

@@ -54,6 +54,14 @@ pub enum Request {
     Pause,
     /// → `Ok`.
     Resume,
+    /// Debug only (a sandbox booted with `--debug-control`, else refused with EPERM): the
+    /// sandbox process itself makes host syscall `nr` with `args` (at most 6, the rest 0),
+    /// to check its seccomp filter → `Value(result)`, or the sandbox dies of SIGSYS.
+    DebugHostSyscall {
+        nr: i64,
+        #[serde(default)]
+        args: Vec<u64>,
+    },
 }
 
 /// A process to start with `Request::Exec`.
@@ -117,6 +125,8 @@ pub enum Response {
     Processes(Vec<ProcessInfo>),
     Stats(Stats),
     Error { errno: i32, message: String },
+    /// A raw result (`DebugHostSyscall`).
+    Value(i64),
 }
 
 impl Response {

@@ -1,0 +1,174 @@
+//! The sandbox process (`rvisor boot`) confines itself before it serves untrusted input:
+//! new mount, IPC and UTS namespaces and an empty read-only root ([`fs`]), every
+//! capability it does not need dropped ([`caps`]), no_new_privs, and a seccomp allow-list
+//! ([`seccomp`]) installed on every thread right before init is created, so before the
+//! first guest instruction runs.
+
+pub mod caps;
+pub mod fs;
+pub mod seccomp;
+
+use std::os::fd::RawFd;
+
+use rvisor_platform::ptrace::STUB_MEMFD;
+
+/// Failures of confining the sandbox process.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("no directory to mount the sandbox's root on (tried /tmp, /run, /mnt, /dev)")]
+    NoMountPoint,
+    #[error(
+        "the sandbox process already runs {0} threads; it must confine itself while it has one"
+    )]
+    Threads(usize),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+}
+
+/// What the confinement depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// `--network=host`: guest sockets are host sockets (socket calls and CAP_NET_RAW,
+    /// CAP_NET_BIND_SERVICE stay).
+    pub host_network: bool,
+    /// `RVISOR_SECCOMP_AUDIT=1`: the filter logs what it would kill (see `dmesg`).
+    pub audit: bool,
+}
+
+impl Options {
+    pub fn from_env(host_network: bool) -> Options {
+        Options {
+            host_network,
+            audit: std::env::var("RVISOR_SECCOMP_AUDIT").is_ok_and(|v| v == "1"),
+        }
+    }
+}
+
+fn threads() -> usize {
+    // The process still sees the host's /proc here.
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
+}
+
+/// Namespaces, the empty root, capabilities and no_new_privs. Call while the process has
+/// a single thread, after everything that needs a host path (the control socket) is open.
+/// A sandbox started by an unprivileged user cannot make namespaces or mounts and has no
+/// capabilities to drop: it only gets no_new_privs (and later the seccomp filter).
+pub fn confine_process(opts: Options) -> Result<(), ConfineError> {
+    // SAFETY: geteuid has no arguments.
+    if unsafe { libc::geteuid() } == 0 {
+        let n = threads();
+        if n > 1 {
+            return Err(ConfineError::Threads(n));
+        }
+        fs::enter_empty_root()?;
+        caps::drop_all_but(&caps::kept(opts.host_network))?;
+    } else {
+        tracing::warn!(
+            "boot: not root; the sandbox process keeps the caller's namespaces and root"
+        );
+    }
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
+        return Err(ConfineError::Sys {
+            what: "no_new_privs",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// The hook `run_sandbox` calls right before it creates init: installs the seccomp filter
+/// on every thread of the sandbox process.
+pub fn seccomp_hook(opts: Options) -> Box<dyn FnOnce() -> Result<(), String> + Send> {
+    Box::new(move || {
+        seccomp::install(opts.host_network, opts.audit).map_err(|e| e.to_string())?;
+        tracing::info!(
+            audit = opts.audit,
+            host_network = opts.host_network,
+            "boot: seccomp filter installed"
+        );
+        Ok(())
+    })
+}
+
+/// Makes descriptor [`STUB_MEMFD`] (3) a placeholder that cannot be mapped (an eventfd),
+/// so that the filter's one exception for executable mappings — `MAP_SHARED|MAP_FIXED` of
+/// descriptor 3, the memory file in a stub — maps nothing in the sandbox process itself.
+/// A descriptor the CLI passed as 3 moves; `fds` are updated to the new numbers.
+pub fn reserve_stub_memfd_number(fds: &mut [&mut RawFd]) -> Result<(), ConfineError> {
+    let err = |what| ConfineError::Sys {
+        what,
+        source: std::io::Error::last_os_error(),
+    };
+    // SAFETY: F_GETFD only reads the descriptor's flags (EBADF when it is unused).
+    if unsafe { libc::fcntl(STUB_MEMFD, libc::F_GETFD) } >= 0 {
+        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor at 10 or above for the same file.
+        let moved = unsafe { libc::fcntl(STUB_MEMFD, libc::F_DUPFD_CLOEXEC, 10) };
+        if moved < 0 {
+            return Err(err("moving descriptor 3"));
+        }
+        for fd in fds.iter_mut() {
+            if **fd == STUB_MEMFD {
+                **fd = moved;
+            }
+        }
+    }
+    // SAFETY: eventfd creates a new descriptor; dup3 then replaces descriptor 3 (whose
+    // file, if any, lives on under its new number) and the temporary one is closed.
+    unsafe {
+        let ev = libc::eventfd(0, libc::EFD_CLOEXEC);
+        if ev < 0 {
+            return Err(err("eventfd"));
+        }
+        if ev != STUB_MEMFD {
+            let r = libc::dup3(ev, STUB_MEMFD, libc::O_CLOEXEC);
+            libc::close(ev);
+            if r < 0 {
+                return Err(err("dup3 onto descriptor 3"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the sandbox process `pid` (a child of the calling CLI) and, if a signal
+/// killed it, says which; SIGSYS is named as the seccomp filter's doing. `None` when it
+/// is not our child or exited normally.
+pub fn sandbox_death(pid: i32) -> Option<String> {
+    let mut status = 0;
+    // Its control connection just broke; give it a moment to become a zombie, but never
+    // block on a sandbox that still runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        // SAFETY: waitpid writes one int to a live local; it fails with ECHILD for a
+        // process that is not our child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        if r < 0 || std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if !libc::WIFSIGNALED(status) {
+        return None;
+    }
+    Some(describe_signal(libc::WTERMSIG(status)))
+}
+
+/// How a signal that killed the sandbox process is reported.
+pub fn describe_signal(sig: i32) -> String {
+    if sig == libc::SIGSYS {
+        "the sandbox process was killed by SIGSYS: it made a host syscall its seccomp filter forbids (see `rvisor help seccomp`)".into()
+    } else {
+        format!("the sandbox process died of signal {sig}")
+    }
+}
