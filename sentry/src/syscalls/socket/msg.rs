@@ -15,16 +15,16 @@ use crate::vfs::unix::queue::{Ancillary, Files};
 use crate::vfs::unix::{PeerCred, SockType};
 
 /// The fields of a guest `struct msghdr`.
-struct MsgHdr {
-    name: u64,
-    namelen: u32,
-    iov: u64,
-    iovlen: u64,
-    control: u64,
-    controllen: u64,
+pub(super) struct MsgHdr {
+    pub(super) name: u64,
+    pub(super) namelen: u32,
+    pub(super) iov: u64,
+    pub(super) iovlen: u64,
+    pub(super) control: u64,
+    pub(super) controllen: u64,
 }
 
-fn read_msghdr(t: &Task, addr: u64) -> Result<MsgHdr, Errno> {
+pub(super) fn read_msghdr(t: &Task, addr: u64) -> Result<MsgHdr, Errno> {
     let mut raw = [0u8; MSGHDR_SIZE];
     t.mm.copy_in(addr, &mut raw)?;
     let u64_at = |o: usize| {

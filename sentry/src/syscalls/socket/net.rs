@@ -10,6 +10,7 @@ use rvisor_syscalls::flags::signal::SIGPIPE;
 use rvisor_syscalls::flags::socket::*;
 use rvisor_syscalls::Errno;
 
+use super::msg::read_msghdr;
 use super::{fd_arg, put_opt, GuestBuf, IO_CHUNK, MAX_CONTROL, SOCK_CLOEXEC, SOCK_NONBLOCK};
 use crate::kernel::signal::{send_to_thread, SignalInfo};
 use crate::kernel::Task;
@@ -285,30 +286,9 @@ fn put_control(t: &Task, addr: u64, cap: usize, msgs: &[Cmsg]) -> Result<(usize,
     Ok((used, truncated))
 }
 
-/// The fields of a guest msghdr sendmsg/recvmsg use.
-struct Hdr {
-    name: u64,
-    namelen: u32,
-    iov: u64,
-    iovlen: u64,
-    control: u64,
-    controllen: u64,
-}
-
-fn read_hdr(t: &Task, addr: u64) -> Result<Hdr, Errno> {
-    let mut raw = [0u8; MSGHDR_SIZE];
-    t.mm.copy_in(addr, &mut raw)?;
-    let word = |o: usize| u64::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3], raw[o + 4], raw[o + 5], raw[o + 6], raw[o + 7]]);
-    let namelen = word(8) as u32;
-    if (namelen as i32) < 0 {
-        return Err(Errno::EINVAL);
-    }
-    Ok(Hdr { name: word(0), namelen, iov: word(16), iovlen: word(24), control: word(32), controllen: word(40) })
-}
-
 /// sendmsg(2) on an IP or netlink socket, the msghdr at `hdr`.
 pub(super) fn sendmsg_at(t: &Task, f: &FileDescription, hdr: u64, flags: u32) -> SysResult {
-    let m = read_hdr(t, hdr)?;
+    let m = read_msghdr(t, hdr)?;
     if m.controllen > i32::MAX as u64 {
         return Err(Errno::ENOBUFS);
     }
@@ -320,7 +300,7 @@ pub(super) fn sendmsg_at(t: &Task, f: &FileDescription, hdr: u64, flags: u32) ->
 
 /// recvmsg(2) on an IP or netlink socket, the msghdr at `hdr`.
 pub(super) fn recvmsg_at(t: &Task, f: &FileDescription, hdr: u64, flags: u32) -> SysResult {
-    let m = read_hdr(t, hdr)?;
+    let m = read_msghdr(t, hdr)?;
     let buf = GuestBuf::iovecs(t, m.iov, m.iovlen)?;
     let (r, ret) = do_recv(t, f, &buf, flags)?;
     let mut out_flags = if r.full > r.len { MSG_TRUNC } else { 0 };
