@@ -368,7 +368,19 @@ impl NetSocket for HostSocket {
 
     fn getsockopt(&self, level: i32, name: i32, len: usize) -> Result<Vec<u8>, Errno> {
         let int = |v: i32| Ok(v.to_ne_bytes().to_vec());
-        match opts::classify(level, name)? {
+        let class = opts::classify(level, name).map_err(|e| match e {
+            Errno::ENOPROTOOPT => {
+                // The protocol's own level: SOL_TCP/SOL_UDP are the protocol numbers.
+                let proto_level = if self.ty == SOCK_RAW {
+                    SOL_RAW
+                } else {
+                    self.protocol
+                };
+                crate::net::stack::unknown_get_errno(self.domain, proto_level, level)
+            }
+            e => e,
+        })?;
+        match class {
             Opt::Host { max, .. } => sys::getsockopt(&self.fd, level, name, len.min(max)),
             Opt::RecvTimeout => Ok(timeval_bytes(self.timeouts().recv)),
             Opt::SendTimeout => Ok(timeval_bytes(self.timeouts().send)),

@@ -25,6 +25,21 @@ use crate::net::NetError;
 #[derive(Default)]
 pub(crate) struct Core {
     pub wq: WaitQueue,
+    /// A connected UDP socket's peer (a leaf lock: taken under the stack's), so that an
+    /// ICMP port unreachable about a datagram to it becomes `error`.
+    pub udp_peer: Mutex<Option<std::net::SocketAddr>>,
+    /// A pending asynchronous error (errno; 0: none), as Linux's sk_err.
+    pub error: std::sync::atomic::AtomicI32,
+}
+
+impl Core {
+    /// Takes the pending error, if any.
+    pub fn take_error(&self) -> Option<Errno> {
+        match self.error.swap(0, Ordering::SeqCst) {
+            0 => None,
+            e => Some(Errno(e)),
+        }
+    }
 }
 
 /// A TCP connection the guest closed, kept until smoltcp is done with it.
@@ -158,14 +173,22 @@ impl State {
                 if changed {
                     self.refill_listeners();
                 }
+                self.reset_orphans_with_data(LO);
                 let l = &mut self.links.links[LO];
                 let Dev::Loop(dev) = &mut l.dev else { break };
                 l.iface.poll_egress(now, dev, &mut l.set);
-                if dev.queue.is_empty() {
+                let empty = dev.queue.is_empty();
+                let unreachable = std::mem::take(&mut dev.unreachable);
+                for (src, dst) in unreachable {
+                    self.port_unreachable(src, dst);
+                }
+                if empty {
                     break;
                 }
             }
-        } else if let Some(l) = self.links.links.get_mut(link) {
+        } else if link < self.links.links.len() {
+            self.reset_orphans_with_data(link);
+            let l = &mut self.links.links[link];
             if let Dev::Packet(dev) = &mut l.dev {
                 l.iface.poll_egress(now, dev, &mut l.set);
             }
@@ -206,6 +229,56 @@ impl State {
             }
         }
         self.reap_orphans();
+    }
+
+    /// A connection the guest closed that receives data answers with a reset, as Linux
+    /// (the data can never be read); dispatched by the egress that follows.
+    fn reset_orphans_with_data(&mut self, link: usize) {
+        for i in 0..self.orphans.len() {
+            let (l, h) = (self.orphans[i].link, self.orphans[i].handle);
+            if l != link || !self.links.links[l].watches.contains_key(&h) {
+                continue;
+            }
+            let s = self.tcp(l, h);
+            if s.recv_queue() > 0 && s.state() != tcp::State::Closed {
+                s.abort();
+            }
+        }
+    }
+
+    /// An ICMP port unreachable about a UDP datagram `src` -> `dst`: the UDP sockets on
+    /// `src`'s port connected to `dst` get ECONNREFUSED pending (Linux reports it only
+    /// to connected sockets).
+    fn port_unreachable(&mut self, src: std::net::SocketAddr, dst: std::net::SocketAddr) {
+        let unmapped = |a: std::net::SocketAddr| {
+            std::net::SocketAddr::new(super::iface::unmap(a.ip()), a.port())
+        };
+        let (src, dst) = (unmapped(src), unmapped(dst));
+        let mut hit = Vec::new();
+        for l in &self.links.links {
+            for (h, w) in &l.watches {
+                if w.kind != Kind::Udp {
+                    continue;
+                }
+                let e = l.set.get::<udp::Socket>(*h).endpoint();
+                if e.port != src.port()
+                    || e.addr.is_some_and(|a| super::iface::to_std(a) != src.ip())
+                {
+                    continue;
+                }
+                let Some(o) = w.owner.upgrade() else { continue };
+                let peer = *o.udp_peer.lock().unwrap_or_else(|p| p.into_inner());
+                if peer == Some(dst) && !hit.iter().any(|c| Arc::ptr_eq(c, &o)) {
+                    hit.push(o);
+                }
+            }
+        }
+        for o in hit {
+            o.error.store(Errno::ECONNREFUSED.0, Ordering::SeqCst);
+            if !self.pending.iter().any(|p| Arc::ptr_eq(p, &o)) {
+                self.pending.push(o);
+            }
+        }
     }
 
     fn reap_orphans(&mut self) {

@@ -3,6 +3,7 @@
 //! call ever touches it).
 
 use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
@@ -18,6 +19,9 @@ pub(crate) const RX_FRAME: usize = 65536 + 64;
 /// Loopback: what is transmitted is received next.
 pub(crate) struct LoopDevice {
     pub queue: VecDeque<Vec<u8>>,
+    /// (source, destination) of UDP datagrams an ICMP "port unreachable" sent on this
+    /// link answered (bounded; drained after every poll).
+    pub unreachable: Vec<(SocketAddr, SocketAddr)>,
     pub mtu: usize,
     pub stats: IfStats,
 }
@@ -26,6 +30,7 @@ impl LoopDevice {
     pub fn new(mtu: usize, index: u32) -> LoopDevice {
         LoopDevice {
             queue: VecDeque::new(),
+            unreachable: Vec::new(),
             // An IPv4 packet's total length is 16 bits: Linux's lo MTU of 65536 cannot be
             // filled (its TCP MSS there is below 65495), and a 65536-byte packet would wrap
             // to length 0 and be dropped. The guest still sees the spec's MTU.
@@ -35,6 +40,53 @@ impl LoopDevice {
                 ..Default::default()
             },
         }
+    }
+}
+
+/// If `p` (an IP packet) is an ICMP or ICMPv6 "port unreachable" about a UDP datagram:
+/// that datagram's (source, destination).
+pub(crate) fn port_unreachable(p: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+    let be16 = |b: &[u8], i: usize| -> Option<u16> {
+        Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
+    };
+    match p.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            // ICMP, type 3 (destination unreachable), code 3 (port unreachable).
+            if ihl < 20 || *p.get(9)? != 1 || *p.get(ihl)? != 3 || *p.get(ihl + 1)? != 3 {
+                return None;
+            }
+            let inner = p.get(ihl + 8..)?;
+            let ihl2 = usize::from(*inner.first()? & 0x0f) * 4;
+            if inner[0] >> 4 != 4 || ihl2 < 20 || *inner.get(9)? != 17 {
+                return None;
+            }
+            let ip = |i: usize| -> Option<IpAddr> {
+                let b: [u8; 4] = inner.get(i..i + 4)?.try_into().ok()?;
+                Some(IpAddr::V4(Ipv4Addr::from(b)))
+            };
+            let src = SocketAddr::new(ip(12)?, be16(inner, ihl2)?);
+            let dst = SocketAddr::new(ip(16)?, be16(inner, ihl2 + 2)?);
+            Some((src, dst))
+        }
+        6 => {
+            // Next header ICMPv6 (no extension headers), type 1, code 4 (port unreachable).
+            if *p.get(6)? != 58 || *p.get(40)? != 1 || *p.get(41)? != 4 {
+                return None;
+            }
+            let inner = p.get(48..)?;
+            if *inner.first()? >> 4 != 6 || *inner.get(6)? != 17 {
+                return None;
+            }
+            let ip = |i: usize| -> Option<IpAddr> {
+                let b: [u8; 16] = inner.get(i..i + 16)?.try_into().ok()?;
+                Some(IpAddr::V6(Ipv6Addr::from(b)))
+            };
+            let src = SocketAddr::new(ip(8)?, be16(inner, 40)?);
+            let dst = SocketAddr::new(ip(24)?, be16(inner, 42)?);
+            Some((src, dst))
+        }
+        _ => None,
     }
 }
 
@@ -57,6 +109,11 @@ impl phy::TxToken for LoopTx<'_> {
             st.tx_bytes += len as u64;
             st.rx_packets += 1;
             st.rx_bytes += len as u64;
+            if let Some(u) = port_unreachable(&buf) {
+                if self.0.unreachable.len() < LOOP_QUEUE {
+                    self.0.unreachable.push(u);
+                }
+            }
             self.0.queue.push_back(buf);
         } else {
             st.tx_dropped += 1;

@@ -373,7 +373,10 @@ impl NetSocket for IcmpSocket {
             (SOL_SOCKET, SO_DOMAIN) => Ok(int(self.domain)),
             (SOL_SOCKET, SO_PROTOCOL) => Ok(int(self.proto())),
             (SOL_SOCKET, SO_ACCEPTCONN) | (SOL_SOCKET, SO_ERROR) => Ok(int(0)),
-            _ => c.opts.get(level, name).ok_or(Errno::ENOPROTOOPT),
+            _ => c.opts.get(level, name).ok_or_else(|| {
+                let proto_level = if self.raw { SOL_RAW } else { -1 };
+                super::unknown_get_errno(self.domain, proto_level, level)
+            }),
         }
     }
 

@@ -56,6 +56,7 @@ mod udp;
 mod tests;
 
 pub(crate) use common::{Core, Shared};
+pub(crate) use opts::unknown_get_errno;
 
 /// Most smoltcp sockets one sandbox may hold (ENOBUFS beyond).
 pub(crate) const MAX_SOCKETS: usize = 65536;

@@ -63,13 +63,32 @@ impl Default for SockOpts {
     }
 }
 
-/// An int option value (Linux accepts a shorter value for some; we require 4 bytes,
-/// except that a single byte is read as a boolean, as some IP options allow).
+/// An int option value: at least 4 bytes (EINVAL otherwise, as Linux).
 pub(crate) fn get_int(val: &[u8]) -> Result<i32, Errno> {
     match val {
         [a, b, c, d, ..] => Ok(i32::from_ne_bytes([*a, *b, *c, *d])),
-        [a] => Ok(*a as i32),
         _ => Err(Errno::EINVAL),
+    }
+}
+
+/// An IPv4 (SOL_IP) int option value: Linux's IP layer also takes a single byte.
+pub(crate) fn get_ip_int(val: &[u8]) -> Result<i32, Errno> {
+    match val {
+        [a] => Ok(*a as i32),
+        _ => get_int(val),
+    }
+}
+
+/// The errno Linux's getsockopt gives for an unknown option at `level` on an IP socket
+/// of `domain` whose protocol level is `proto_level`: IPv4's IP layer answers a level
+/// that is neither SOL_SOCKET, SOL_IP nor the protocol's with EOPNOTSUPP; everything
+/// else (IPv6 sockets, unknown names at a known level) is ENOPROTOOPT. setsockopt always
+/// answers ENOPROTOOPT.
+pub(crate) fn unknown_get_errno(domain: i32, proto_level: i32, level: i32) -> Errno {
+    if domain == AF_INET && level != SOL_SOCKET && level != SOL_IP && level != proto_level {
+        Errno::EOPNOTSUPP
+    } else {
+        Errno::ENOPROTOOPT
     }
 }
 
@@ -157,7 +176,11 @@ impl SockOpts {
                 self.linger = (get_int(&val[..4])? != 0, get_int(&val[4..8])?.max(0));
             }
             _ => {
-                let v = get_int(val)?;
+                let v = if level == SOL_IP {
+                    get_ip_int(val)?
+                } else {
+                    get_int(val)?
+                };
                 match (level, name) {
                     (SOL_SOCKET, SO_REUSEADDR) => self.reuse_addr = v != 0,
                     (SOL_SOCKET, SO_REUSEPORT) => self.reuse_port = v != 0,
@@ -231,5 +254,15 @@ mod tests {
         assert_eq!(o.rcvtimeo, Some(Duration::from_millis(1500)));
         assert_eq!(o.set(SOL_SOCKET, SO_REUSEADDR, &[]), Err(Errno::EINVAL));
         assert!(!o.set(SOL_TCP, TCP_NODELAY, &int(1)).unwrap());
+        assert_eq!(o.set(SOL_SOCKET, SO_REUSEADDR, &[1]), Err(Errno::EINVAL));
+        assert!(o.set(SOL_IP, IP_TTL, &[9]).unwrap());
+        assert_eq!(
+            unknown_get_errno(AF_INET, SOL_TCP, 12345),
+            Errno::EOPNOTSUPP
+        );
+        assert_eq!(
+            unknown_get_errno(AF_INET6, SOL_TCP, 12345),
+            Errno::ENOPROTOOPT
+        );
     }
 }

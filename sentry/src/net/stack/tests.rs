@@ -241,3 +241,44 @@ fn ping_socket_gets_an_echo_reply_from_127_0_0_1() {
     assert_eq!((buf[0], buf[9], buf[20]), (0x45, 1, 0));
 }
 
+#[test]
+fn connected_udp_to_a_closed_port_gets_econnrefused_once() {
+    let st = stack();
+    let gone = st.socket(AF_INET, SOCK_DGRAM, 0, false).unwrap();
+    ns(&gone).bind(&sa(AF_INET, "127.0.0.1:0")).unwrap();
+    let port = port_of(&gone);
+    drop(gone);
+    let d = st.socket(AF_INET, SOCK_DGRAM, 0, false).unwrap();
+    ns(&d)
+        .connect(&sa(AF_INET, &format!("127.0.0.1:{port}")), false)
+        .unwrap();
+    assert_eq!(ns(&d).send(b"x", None, &[], 0, true), Ok(1));
+    assert_ne!(d.readiness() & rvisor_syscalls::flags::poll::POLLERR, 0);
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        ns(&d).recv(&mut buf, 0, true).err(),
+        Some(Errno::ECONNREFUSED)
+    );
+    assert_eq!(ns(&d).recv(&mut buf, 0, true).err(), Some(Errno::EAGAIN));
+}
+
+#[test]
+fn tcp_send_unconnected_is_epipe_and_reconnect_after_nonblocking_connect_is_ok_once() {
+    let st = stack();
+    let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    assert_eq!(ns(&c).send(b"x", None, &[], 0, true), Err(Errno::EPIPE));
+    let (_l, port) = listener(&st, AF_INET, "127.0.0.1:0", 8);
+    let to = sa(AF_INET, &format!("127.0.0.1:{port}"));
+    assert_eq!(ns(&c).connect(&to, true), Err(Errno::EINPROGRESS));
+    assert_eq!(ns(&c).connect(&to, true), Ok(()));
+    assert_eq!(ns(&c).connect(&to, true), Err(Errno::EISCONN));
+    assert_eq!(
+        ns(&c).getsockopt(12345, 1, 4),
+        Err(Errno::EOPNOTSUPP),
+        "IPv4 getsockopt of an unknown level"
+    );
+    assert_eq!(
+        ns(&c).setsockopt(SOL_SOCKET, SO_REUSEADDR, &[1]),
+        Err(Errno::EINVAL)
+    );
+}

@@ -139,6 +139,9 @@ impl UdpSocket {
     fn try_send(&self, data: &[u8], dst: SocketAddr) -> Result<usize, Errno> {
         let mut u = self.lock();
         let mut g = self.sh.lock();
+        if let Some(e) = self.core.take_error() {
+            return Err(e);
+        }
         if u.shut_wr {
             return Err(Errno::EPIPE);
         }
@@ -174,6 +177,9 @@ impl UdpSocket {
         let mut g = self.sh.lock();
         if u.shut_rd {
             return Ok(Received::default());
+        }
+        if let Some(e) = self.core.take_error() {
+            return Err(e);
         }
         let peek = flags & MSG_PEEK != 0;
         let handles = u.handles.clone();
@@ -283,6 +289,7 @@ impl NetSocket for UdpSocket {
         let mut u = self.lock();
         if addr::is_unspec(raw) {
             u.peer = None;
+            *self.core.udp_peer.lock().unwrap_or_else(|p| p.into_inner()) = None;
             return Ok(());
         }
         let dst = self.parse(raw)?;
@@ -293,6 +300,7 @@ impl NetSocket for UdpSocket {
         g.links.route(dst.ip())?;
         self.ensure_bound(&mut u, &mut g)?;
         u.peer = Some(dst);
+        *self.core.udp_peer.lock().unwrap_or_else(|p| p.into_inner()) = Some(dst);
         Ok(())
     }
 
@@ -377,9 +385,12 @@ impl NetSocket for UdpSocket {
             (SOL_SOCKET, SO_DOMAIN) => Ok(int(self.domain)),
             (SOL_SOCKET, SO_PROTOCOL) => Ok(int(IPPROTO_UDP)),
             (SOL_SOCKET, SO_ACCEPTCONN) => Ok(int(0)),
-            (SOL_SOCKET, SO_ERROR) => Ok(int(0)),
-            (SOL_IPV6, _) if self.domain != AF_INET6 => Err(Errno::ENOPROTOOPT),
-            _ => u.opts.get(level, name).ok_or(Errno::ENOPROTOOPT),
+            (SOL_SOCKET, SO_ERROR) => Ok(int(self.core.take_error().map_or(0, |e| e.0))),
+            (SOL_IPV6, _) if self.domain != AF_INET6 => Err(Errno::EOPNOTSUPP),
+            _ => u
+                .opts
+                .get(level, name)
+                .ok_or_else(|| super::unknown_get_errno(self.domain, SOL_UDP, level)),
         }
     }
 
@@ -462,6 +473,9 @@ impl FileImpl for UdpSocket {
         }
         if can_send {
             m |= POLLOUT | POLLWRNORM;
+        }
+        if self.core.error.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+            m |= POLLERR;
         }
         m
     }
