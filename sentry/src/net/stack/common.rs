@@ -211,12 +211,13 @@ impl State {
                     (tcp_state_num(s.state()), s.recv_queue(), s.send_queue())
                 }
                 Kind::Udp => {
+                    // An empty datagram adds no bytes: whether one waits counts too.
                     let s = set.get::<udp::Socket>(*h);
-                    (1, s.recv_queue(), s.send_queue())
+                    (1 + s.can_recv() as u8, s.recv_queue(), s.send_queue())
                 }
                 Kind::Icmp => {
                     let s = set.get::<icmp::Socket>(*h);
-                    (1, s.recv_queue(), s.send_queue())
+                    (1 + s.can_recv() as u8, s.recv_queue(), s.send_queue())
                 }
             };
             if snap != w.last {
