@@ -94,6 +94,8 @@ pub mod progs {
     pub const MINCORE_HUGE: &str = env!("RVISOR_TEST_PROG_MINCORE_HUGE");
     /// `c/int80.c`: a 32-bit `int 0x80` syscall from a 64-bit program.
     pub const INT80: &str = env!("RVISOR_TEST_PROG_INT80");
+    /// `c/vsyscall.c`: time() and gettimeofday() through the legacy vsyscall page.
+    pub const VSYSCALL: &str = env!("RVISOR_TEST_PROG_VSYSCALL");
     /// `c/subreaper.c`: PR_SET_CHILD_SUBREAPER and PR_SET_PDEATHSIG.
     pub const SUBREAPER: &str = env!("RVISOR_TEST_PROG_SUBREAPER");
     /// `c/sighandler.c` (signal frames: SA_SIGINFO, altstack, SA_NODEFER, SA_RESETHAND), if

@@ -111,3 +111,11 @@ fn int_0x80_syscalls_get_enosys_not_the_x86_64_call_of_that_number() {
     o.assert_code(0);
     assert_eq!(o.stdout_str(), "int 0x80 getpid: ENOSYS\n", "{}", o.dump());
 }
+
+/// Old static binaries call time() and gettimeofday() through the legacy vsyscall page;
+/// Linux emulates those calls and so does the sentry.
+#[test]
+fn vsyscall_page_calls_are_emulated_as_linux_does() {
+    let (native, _) = assert_same(&Cmd::new(progs::VSYSCALL));
+    assert_eq!(native.stdout_str(), "time ok 1 gtod 0 1\n", "{}", native.dump());
+}

@@ -43,6 +43,11 @@ pub fn run(t: &mut Task) {
                     force_signal(t, info);
                 }
             }
+            Ok(Event::Signal { signo, code, addr })
+                if signo as u32 == rvisor_syscalls::flags::signal::SIGSYS
+                    && code == 1
+                    && addr & !0xfff == syscalls::VSYSCALL_PAGE
+                    && syscalls::vsyscall(t, addr) => {}
             Ok(Event::Signal { signo, code, addr }) => force_signal(t, SignalInfo::fault(signo as u32, code, addr)),
             Ok(Event::Interrupted) => {}
             Err(e) => {

@@ -330,6 +330,34 @@ pub fn dispatch(t: &mut Task) {
     };
 }
 
+/// The legacy vsyscall page, as x86_64 Linux maps it.
+pub const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
+
+/// A guest call into the vsyscall page (the platform trapped it, with rip and rsp past
+/// the emulated `ret` and the syscall number in rax): Linux's `vsyscall=xonly` emulation
+/// of gettimeofday, time and getcpu. A bad pointer gets SIGSEGV, as Linux's emulation.
+/// Returns false for anything else (the caller delivers the signal).
+pub fn vsyscall(t: &mut Task, addr: u64) -> bool {
+    let handler: fn(&mut Task, &Args) -> SysResult = match (addr - VSYSCALL_PAGE, t.regs.rax as usize) {
+        (0x000, nr::GETTIMEOFDAY) => time::gettimeofday,
+        (0x400, nr::TIME) => time::time,
+        (0x800, nr::GETCPU) => process::getcpu,
+        _ => return false,
+    };
+    let args: Args = [t.regs.rdi, t.regs.rsi, t.regs.rdx, 0, 0, 0];
+    match handler(t, &args) {
+        Ok(v) => {
+            t.regs.rax = v;
+            true
+        }
+        Err(Errno::EFAULT) => false,
+        Err(e) => {
+            t.regs.rax = e.as_return();
+            true
+        }
+    }
+}
+
 /// Whether the trapping instruction (just before rip) is `int 0x80` or `sysenter`.
 fn is_legacy_entry(t: &Task) -> bool {
     let mut insn = [0u8; 2];
