@@ -17,6 +17,15 @@ const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "freezer"]
 /// Room for the sentry's own memory above the guest's limit.
 pub const SENTRY_MEMORY_HEADROOM: u64 = 32 << 20;
 
+/// The host cgroup's memory limit for a guest limit of `guest`: the sentry's own memory,
+/// plus a quarter of the limit for what the guest may hold in the sentry's heap outside
+/// guest memory (pipe buffers, capped at an eighth of the limit plus a page per pipe
+/// beyond; open files, capped by the sandbox-wide fd cap), so that the sandbox's own caps
+/// and OOM killer act before the host's.
+pub fn host_memory_limit(guest: u64) -> u64 {
+    guest.saturating_add(SENTRY_MEMORY_HEADROOM).saturating_add(guest / 4)
+}
+
 /// A container's cgroup directories.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cgroup {
@@ -133,7 +142,7 @@ impl Cgroup {
 
     fn apply(&self, r: &Resources) -> anyhow::Result<()> {
         if let Some(limit) = r.memory.as_ref().and_then(|m| m.limit).filter(|&l| l > 0) {
-            let host = (limit as u64).saturating_add(SENTRY_MEMORY_HEADROOM).to_string();
+            let host = host_memory_limit(limit as u64).to_string();
             if let Some(d) = self.dir("memory") {
                 write(d, if self.v2 { "memory.max" } else { "memory.limit_in_bytes" }, &host)?;
                 if !self.v2 {
@@ -252,6 +261,12 @@ mod tests {
         assert_eq!(relative_path("memory", Some("/default/c1"), "c1"), PathBuf::from("default/c1"));
         assert_eq!(relative_path("memory", Some("/../../etc"), "c1"), PathBuf::from("etc"));
         assert_eq!(relative_path("memory", Some("system.slice:docker:abc"), "abc"), PathBuf::from("system.slice/docker-abc.scope"));
+    }
+
+    #[test]
+    fn host_memory_limit_leaves_room_for_the_sentry_heap() {
+        assert_eq!(host_memory_limit(256 << 20), (256 + 32 + 64) << 20);
+        assert_eq!(host_memory_limit(u64::MAX), u64::MAX);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The sandbox's OOM killer for `memory_limit`: when the memory-file pages in use go over
 //! the limit, the process with the most resident memory is killed with SIGKILL, as the
-//! Linux OOM killer does inside a memory cgroup.
+//! Linux OOM killer does inside a memory cgroup. The sentry's own caps that scale with the
+//! limit (open fds, pipe buffers) follow it here too, also when `update` changes it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -14,8 +15,16 @@ use crate::kernel::Kernel;
 /// How often usage is compared with the limit.
 const PERIOD: Duration = Duration::from_millis(5);
 
+/// Scales the sandbox-wide caps kept outside guest memory to the memory limit.
+fn scale_caps(limit: u64) {
+    crate::kernel::fdtable::set_memory_limit(limit);
+    crate::vfs::pipe::set_memory_limit(limit);
+}
+
 /// Starts the watcher thread; it ends with the kernel.
 pub fn start_monitor(kernel: &Arc<Kernel>) {
+    let mut scaled_for = kernel.control.memory_limit.load(Ordering::Relaxed);
+    scale_caps(scaled_for);
     let weak: Weak<Kernel> = Arc::downgrade(kernel);
     let spawned = std::thread::Builder::new()
         .name("oom".into())
@@ -23,6 +32,10 @@ pub fn start_monitor(kernel: &Arc<Kernel>) {
             std::thread::sleep(PERIOD);
             let Some(k) = weak.upgrade() else { return };
             let limit = k.control.memory_limit.load(Ordering::Relaxed);
+            if limit != scaled_for {
+                scale_caps(limit);
+                scaled_for = limit;
+            }
             if limit == 0 || k.memory.allocated() <= limit {
                 continue;
             }

@@ -1,5 +1,12 @@
-//! File descriptor tables.
+//! File descriptor tables, and the sandbox-wide cap on open fds.
+//!
+//! Every fd costs sentry memory (the slot, and usually an open file description behind it),
+//! and RLIMIT_NOFILE is per process, so many processes could each hold a million. Like
+//! Linux's `fs.file-max`, a sandbox-wide cap bounds them all: an fd that would take a new
+//! slot beyond it fails with ENFILE. The cap scales with the sandbox's memory limit
+//! ([`set_memory_limit`]; one sentry serves one sandbox, so the count is a process global).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rvisor_syscalls::Errno;
@@ -11,6 +18,76 @@ pub const DEFAULT_NOFILE: u64 = 1024;
 /// The hard ceiling of any fd table (the kernel's nr_open default).
 pub const NR_OPEN: u64 = 1 << 20;
 
+/// The sandbox-wide cap without a memory limit.
+pub const DEFAULT_FILE_MAX: u64 = 1 << 21;
+/// Memory limit per fd of the cap: 16384 fds for 256 MiB (Linux's file-max, a tenth of RAM
+/// in 1 KiB files, would allow 26214; the sentry's host cgroup headroom must hold them, a
+/// pipe's minimal buffer each, beside the pipes' own cap).
+const BYTES_PER_FILE: u64 = 16 * 1024;
+/// The smallest cap, whatever the memory limit.
+const MIN_FILE_MAX: u64 = 8192;
+
+/// A count with a cap: fds open in all the sandbox's tables.
+struct Budget {
+    open: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Budget {
+    const fn new(max: u64) -> Budget {
+        Budget { open: AtomicU64::new(0), max: AtomicU64::new(max) }
+    }
+
+    /// Takes one, or ENFILE at the cap.
+    fn charge_one(&self) -> Result<(), Errno> {
+        let max = self.max.load(Ordering::Relaxed);
+        self.open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+            .map(|_| ())
+            .map_err(|_| Errno::ENFILE)
+    }
+
+    /// Takes `n` without a check (fork's copy of a table).
+    fn charge(&self, n: u64) {
+        self.open.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn uncharge(&self, n: u64) {
+        if n > 0 {
+            self.open.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+static FDS: Budget = Budget::new(DEFAULT_FILE_MAX);
+
+/// The fd cap for a memory limit in bytes (0: none).
+pub fn file_max_for(memory_limit: u64) -> u64 {
+    if memory_limit == 0 {
+        DEFAULT_FILE_MAX
+    } else {
+        (memory_limit / BYTES_PER_FILE).clamp(MIN_FILE_MAX, DEFAULT_FILE_MAX)
+    }
+}
+
+/// Scales the sandbox-wide fd cap to the memory limit (0: none).
+pub fn set_memory_limit(memory_limit: u64) {
+    FDS.max.store(file_max_for(memory_limit), Ordering::Relaxed);
+}
+
+/// (fds open in the sandbox, the cap).
+pub fn open_fds() -> (u64, u64) {
+    (FDS.open.load(Ordering::Relaxed), FDS.max.load(Ordering::Relaxed))
+}
+
+fn charge_one() -> Result<(), Errno> {
+    FDS.charge_one()
+}
+
+fn uncharge(n: u64) {
+    FDS.uncharge(n)
+}
+
 #[derive(Clone)]
 struct Entry {
     file: Arc<FileDescription>,
@@ -18,9 +95,25 @@ struct Entry {
 }
 
 /// A process's fd → open file mapping.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct FdTable {
     slots: Vec<Option<Entry>>,
+}
+
+impl Clone for FdTable {
+    /// fork's copy: its fds count against the cap too (a copy is never refused, as Linux's
+    /// fork does not fail on file-max; the next fd anyone opens is).
+    fn clone(&self) -> FdTable {
+        let slots = self.slots.clone();
+        FDS.charge(slots.iter().filter(|s| s.is_some()).count() as u64);
+        FdTable { slots }
+    }
+}
+
+impl Drop for FdTable {
+    fn drop(&mut self) {
+        uncharge(self.slots.iter().filter(|s| s.is_some()).count() as u64);
+    }
 }
 
 impl FdTable {
@@ -58,6 +151,7 @@ impl FdTable {
         if free >= limit {
             return Err(Errno::EMFILE);
         }
+        charge_one()?;
         if free >= self.slots.len() {
             self.slots.resize(free + 1, None);
         }
@@ -71,6 +165,9 @@ impl FdTable {
         if i as u64 >= limit.min(NR_OPEN) {
             return Err(Errno::EBADF);
         }
+        if !matches!(self.slots.get(i), Some(Some(_))) {
+            charge_one()?;
+        }
         if i >= self.slots.len() {
             self.slots.resize(i + 1, None);
         }
@@ -81,6 +178,7 @@ impl FdTable {
     pub fn remove(&mut self, fd: i32) -> Result<Arc<FileDescription>, Errno> {
         let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
         let e = self.slots.get_mut(i).and_then(Option::take).ok_or(Errno::EBADF)?;
+        uncharge(1);
         while matches!(self.slots.last(), Some(None)) {
             self.slots.pop();
         }
@@ -91,15 +189,18 @@ impl FdTable {
     /// close-on-exec.
     pub fn close_range(&mut self, first: u32, last: u32, only_cloexec: bool) {
         let end = (last as usize).saturating_add(1).min(self.slots.len());
+        let mut closed = 0;
         for i in (first as usize).min(end)..end {
             if let Some(e) = self.slots[i].as_mut() {
                 if only_cloexec {
                     e.cloexec = true;
                 } else {
                     self.slots[i] = None;
+                    closed += 1;
                 }
             }
         }
+        uncharge(closed);
         while matches!(self.slots.last(), Some(None)) {
             self.slots.pop();
         }
@@ -114,6 +215,7 @@ impl FdTable {
                 closed.extend(s.take().map(|e| e.file));
             }
         }
+        uncharge(closed.len() as u64);
         closed
     }
 
@@ -160,5 +262,45 @@ mod tests {
         t.close_on_exec();
         assert_eq!(t.get(2).err(), Some(Errno::EBADF));
         assert_eq!(t.get(-1).err(), Some(Errno::EBADF));
+    }
+
+    #[test]
+    fn file_max_scales_with_the_memory_limit() {
+        assert_eq!(file_max_for(0), DEFAULT_FILE_MAX);
+        assert_eq!(file_max_for(1 << 20), MIN_FILE_MAX);
+        assert_eq!(file_max_for(256 << 20), 16384);
+        assert_eq!(file_max_for(u64::MAX), DEFAULT_FILE_MAX);
+    }
+
+    #[test]
+    fn the_budget_refuses_with_enfile_at_its_cap_and_frees_on_uncharge() {
+        let b = Budget::new(2);
+        b.charge_one().unwrap();
+        b.charge_one().unwrap();
+        assert_eq!(b.charge_one(), Err(Errno::ENFILE));
+        b.uncharge(1);
+        b.charge_one().unwrap();
+        b.charge(3); // a fork's copy may go over; nothing more fits until it is back under
+        assert_eq!(b.charge_one(), Err(Errno::ENFILE));
+        b.uncharge(4);
+        b.charge_one().unwrap();
+    }
+
+    #[test]
+    fn tables_keep_their_fds_charged_until_closed() {
+        // Other tests open fds at the same time, so only lower bounds hold on the global.
+        let mut t = FdTable::new();
+        for _ in 0..10 {
+            t.install(file(), false, 0, 64).unwrap();
+        }
+        assert!(open_fds().0 >= 10);
+        let copy = t.clone();
+        assert!(open_fds().0 >= 20);
+        t.install_at(3, file(), false, 64).unwrap();
+        t.close_range(0, 4, false);
+        t.remove(5).unwrap();
+        assert_eq!(t.fds().count(), 4);
+        drop(copy);
+        drop(t);
     }
 }

@@ -12,12 +12,20 @@
 //! writer for as long as it lives; an end is owned by exactly one open file description
 //! (`Arc`-shared by dup and fork), so the count of open descriptions is the count of ends.
 //!
+//! Pipe buffers live in the sentry's heap, outside the guest's memory file, so all the
+//! sandbox's pipes share one budget of pages, as Linux's `pipe-user-pages-soft`/`-hard`
+//! bound what one user's pipes may hold (here the whole sandbox is the user, and no
+//! capability lifts it): past the soft cap a new pipe gets 2 buffers instead of 16 and
+//! F_SETPIPE_SZ may not grow a pipe (EPERM); past the hard cap a new pipe gets a single
+//! buffer. Both scale with the sandbox's memory limit ([`set_memory_limit`]); the number of
+//! pipes is bounded by the sandbox-wide fd cap (`kernel::fdtable`).
+//!
 //! Writing with no reader fails with `EPIPE`; raising `SIGPIPE` is the syscall layer's job.
 //! Every change (data in or out, an end closed, a resize) notifies the pipe's wait queue,
 //! which blocked readers, writers and poll/select all wait on.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,6 +48,91 @@ pub const DEFAULT_PIPE_SLOTS: usize = 16;
 /// Linux lets CAP_SYS_RESOURCE go beyond it; the sandbox does not, so guest memory held in
 /// pipes stays bounded.
 pub const MAX_PIPE_SIZE: usize = 1 << 20;
+/// Buffers of a new pipe once the sandbox's pipes hold more than the soft cap (Linux's
+/// PIPE_MIN_DEF_BUFFERS).
+const MIN_DEF_SLOTS: usize = 2;
+/// Linux's default `pipe-user-pages-soft` (64 MiB), the soft cap without a memory limit.
+pub const DEFAULT_PIPE_PAGES_SOFT: usize = 16384;
+
+/// Pages of pipe buffers held by the sandbox's pipes, with a soft and a hard cap
+/// (0: none).
+struct PipeBudget {
+    pages: AtomicUsize,
+    soft: AtomicUsize,
+    hard: AtomicUsize,
+}
+
+impl PipeBudget {
+    const fn new(soft: usize, hard: usize) -> PipeBudget {
+        PipeBudget { pages: AtomicUsize::new(0), soft: AtomicUsize::new(soft), hard: AtomicUsize::new(hard) }
+    }
+
+    fn over(cap: &AtomicUsize, pages: usize) -> bool {
+        let cap = cap.load(Ordering::Relaxed);
+        cap != 0 && pages > cap
+    }
+
+    /// Charges a new pipe and returns its buffers.
+    fn charge_new(&self) -> usize {
+        let held = self.pages.load(Ordering::Relaxed);
+        let slots = if Self::over(&self.hard, held) {
+            1
+        } else if Self::over(&self.soft, held) {
+            MIN_DEF_SLOTS
+        } else {
+            DEFAULT_PIPE_SLOTS
+        };
+        self.pages.fetch_add(slots, Ordering::Relaxed);
+        slots
+    }
+
+    /// Charges a resize from `old` to `new` buffers: EPERM when it grows the pipe and the
+    /// sandbox's pipes would then hold more than a cap.
+    fn charge_resize(&self, old: usize, new: usize) -> Result<(), Errno> {
+        if new <= old {
+            self.pages.fetch_sub(old - new, Ordering::Relaxed);
+            return Ok(());
+        }
+        let grow = new - old;
+        let after = self.pages.fetch_add(grow, Ordering::Relaxed) + grow;
+        if Self::over(&self.soft, after) || Self::over(&self.hard, after) {
+            self.pages.fetch_sub(grow, Ordering::Relaxed);
+            return Err(Errno::EPERM);
+        }
+        Ok(())
+    }
+
+    fn uncharge(&self, slots: usize) {
+        self.pages.fetch_sub(slots, Ordering::Relaxed);
+    }
+}
+
+static BUDGET: PipeBudget = PipeBudget::new(DEFAULT_PIPE_PAGES_SOFT, 0);
+
+/// The (soft, hard) caps in pages for a memory limit in bytes (0: none, Linux's defaults).
+pub fn caps_for(memory_limit: u64) -> (usize, usize) {
+    if memory_limit == 0 {
+        return (DEFAULT_PIPE_PAGES_SOFT, 0);
+    }
+    let pages = usize::try_from(memory_limit / PAGE as u64).unwrap_or(usize::MAX);
+    // A sixteenth of the limit before pipes shrink, an eighth before they are minimal;
+    // never less than one full-size pipe.
+    let soft = (pages / 16).clamp(DEFAULT_PIPE_SLOTS, DEFAULT_PIPE_PAGES_SOFT);
+    (soft, (pages / 8).max(soft))
+}
+
+/// Scales the sandbox's pipe caps to its memory limit (0: none).
+pub fn set_memory_limit(memory_limit: u64) {
+    let (soft, hard) = caps_for(memory_limit);
+    BUDGET.soft.store(soft, Ordering::Relaxed);
+    BUDGET.hard.store(hard, Ordering::Relaxed);
+}
+
+/// Pipe buffer pages the sandbox's pipes hold.
+pub fn pages_held() -> usize {
+    BUDGET.pages.load(Ordering::Relaxed)
+}
+
 /// The device number pipefs reports (an anonymous block device, like Linux's pipefs).
 pub const PIPEFS_DEV: u64 = 0x0c;
 
@@ -140,6 +233,13 @@ pub struct Pipe {
     gid: u32,
 }
 
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        BUDGET.uncharge(st.slots);
+    }
+}
+
 impl Pipe {
     /// An empty pipe with no ends yet, owned by `uid`/`gid` (the creator's fsuid/fsgid).
     pub fn new(uid: u32, gid: u32) -> Arc<Pipe> {
@@ -147,7 +247,7 @@ impl Pipe {
         Arc::new(Pipe {
             state: Mutex::new(PipeState {
                 segs: VecDeque::new(),
-                slots: DEFAULT_PIPE_SLOTS,
+                slots: BUDGET.charge_new(),
                 readers: 0,
                 writers: 0,
                 read_opens: 0,
@@ -248,6 +348,7 @@ impl Pipe {
             if slots < st.segs.len() {
                 return Err(Errno::EBUSY);
             }
+            BUDGET.charge_resize(st.slots, slots)?;
             let grew = slots > st.slots;
             st.slots = slots;
             grew
@@ -785,5 +886,35 @@ mod tests {
         assert_eq!(w.imp().ioctl(&mm, FIONREAD, a + 4), Ok(0));
         assert_eq!(mm.read_obj::<i32>(a + 4), Ok(3));
         assert_eq!(r.imp().ioctl(&mm, 0x5401, a), Err(Errno::ENOTTY));
+    }
+
+    #[test]
+    fn pipe_budget_shrinks_new_pipes_past_the_soft_and_hard_caps() {
+        let b = PipeBudget::new(32, 52);
+        assert_eq!(b.charge_new(), DEFAULT_PIPE_SLOTS);
+        assert_eq!(b.charge_new(), DEFAULT_PIPE_SLOTS);
+        assert_eq!(b.charge_new(), DEFAULT_PIPE_SLOTS, "at the soft cap, not over it");
+        assert_eq!(b.charge_new(), MIN_DEF_SLOTS);
+        for _ in 0..2 {
+            assert_eq!(b.charge_new(), MIN_DEF_SLOTS);
+        }
+        assert_eq!(b.charge_new(), 1, "over the hard cap");
+        assert_eq!(b.pages.load(Ordering::Relaxed), 16 * 3 + 2 * 3 + 1);
+        // Growing is refused over a cap, shrinking always works and gives pages back.
+        assert_eq!(b.charge_resize(1, 256), Err(Errno::EPERM));
+        b.charge_resize(16, 1).unwrap();
+        b.uncharge(16 + 16 + 2 * 3 + 1 + 1);
+        assert_eq!(b.pages.load(Ordering::Relaxed), 0);
+        b.charge_resize(16, 32).unwrap();
+        assert_eq!(b.charge_resize(16, 64), Err(Errno::EPERM), "past the soft cap");
+    }
+
+    #[test]
+    fn pipe_caps_scale_with_the_memory_limit() {
+        assert_eq!(caps_for(0), (DEFAULT_PIPE_PAGES_SOFT, 0));
+        // 256 MiB: 16 MiB before pipes shrink, 32 MiB before they are minimal.
+        assert_eq!(caps_for(256 << 20), (4096, 8192));
+        assert_eq!(caps_for(1 << 40), (DEFAULT_PIPE_PAGES_SOFT, (1 << 40) / 4096 / 8));
+        assert_eq!(caps_for(4096), (DEFAULT_PIPE_SLOTS, DEFAULT_PIPE_SLOTS));
     }
 }
