@@ -213,6 +213,13 @@ fn exec(k: &Arc<Kernel>, p: ProcessSpec, fds: Vec<OwnedFd>) -> Result<i32, Respo
     if p.args.is_empty() {
         return Err(err(Errno::EINVAL, "exec: no command given"));
     }
+    if let Some(&(res, cur, max)) = p
+        .rlimits
+        .iter()
+        .find(|&&(res, cur, max)| res as usize >= rvisor_syscalls::flags::rlimit::RLIM_NLIMITS || cur > max)
+    {
+        return Err(err(Errno::EINVAL, format!("exec: bad rlimit {res} (soft {cur}, hard {max})")));
+    }
     if k.init_group().is_none_or(|g| !g.is_alive()) {
         return Err(err(Errno::ESRCH, "the container is not running"));
     }
