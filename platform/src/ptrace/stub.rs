@@ -804,21 +804,49 @@ pub fn retire(t: &StubThread) {
 
 /// Reaps stub thread `t` of a process that was just killed, from any thread of the sentry
 /// (`waitpid` serves tracees of sibling threads too). Skips threads known to be gone.
+///
+/// Polls instead of blocking in `waitpid`: the calling thread is usually not the thread's
+/// tracer, and when that tracer exits meanwhile the kernel releases the dead tracee without
+/// waking other waiters, so a blocking wait for it would sleep until some unrelated child
+/// event (seen as task threads lingering after a fuzz run). A SIGKILLed thread dies within
+/// microseconds, so the first polls almost always find it; the lock is not held between
+/// polls, so a tracer that wants to retire the thread is never held up.
 pub fn reap_killed(t: &StubThread) {
-    let mut st = t.lock();
-    if st.exited.is_some() {
-        return;
-    }
+    const GIVE_UP: std::time::Duration = std::time::Duration::from_secs(10);
+    let start = std::time::Instant::now();
+    let mut polls: u32 = 0;
     loop {
-        match sys::wait(t.tid, 0) {
-            Ok(Some(s)) if s.is_exit() => break,
-            Ok(_) => continue,
-            // ECHILD: not traced any more (its tracer exited and the kernel reaped it).
-            Err(_) => break,
+        {
+            let mut st = t.lock();
+            if st.exited.is_some() {
+                return;
+            }
+            let gone = match sys::wait(t.tid, libc::WNOHANG) {
+                Ok(Some(s)) => s.is_exit(),
+                // Still dying (or a stop reported before the kill took effect): poll again.
+                Ok(None) => false,
+                // ECHILD: not traced by us any more (its tracer exited and the kernel
+                // released it) or reaped by its tracer.
+                Err(_) => true,
+            };
+            if gone || start.elapsed() > GIVE_UP {
+                if !gone {
+                    tracing::warn!(tid = t.tid, pid = t.tgid, "a killed stub thread did not die");
+                }
+                st.exited = Some("address space dropped".to_string());
+                st.regs = None;
+                return;
+            }
+        }
+        polls += 1;
+        if polls < 64 {
+            std::thread::yield_now();
+        } else {
+            // 50 us doubling up to 5 ms.
+            let us = 50u64 << (polls - 64).min(7);
+            std::thread::sleep(std::time::Duration::from_micros(us));
         }
     }
-    st.exited = Some("address space dropped".to_string());
-    st.regs = None;
 }
 
 #[cfg(test)]
