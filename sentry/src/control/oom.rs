@@ -1,7 +1,7 @@
 //! The sandbox's OOM killer for `memory_limit`: when the memory-file pages in use go over
 //! the limit, the process with the most resident memory is killed with SIGKILL, as the
 //! Linux OOM killer does inside a memory cgroup. The sentry's own caps that scale with the
-//! limit (open fds, pipe buffers) follow it here too, also when `update` changes it.
+//! limit (open fds, pipe and socket buffers) follow it here too, also when `update` changes it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -19,6 +19,7 @@ const PERIOD: Duration = Duration::from_millis(5);
 fn scale_caps(limit: u64) {
     crate::kernel::fdtable::set_memory_limit(limit);
     crate::vfs::pipe::set_memory_limit(limit);
+    crate::kernel::membudget::set_memory_limit(limit);
 }
 
 /// Starts the watcher thread; it ends with the kernel.

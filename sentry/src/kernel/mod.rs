@@ -8,6 +8,7 @@ pub mod exit;
 pub mod fdtable;
 pub mod futex;
 pub mod futex_hooks;
+pub mod membudget;
 pub mod run;
 pub mod signal;
 pub mod signal_frame;

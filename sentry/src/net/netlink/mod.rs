@@ -7,6 +7,9 @@
 //! tgid, then to unique negative numbers if that is taken (Linux's autobind). Requests
 //! are answered at once: each answer is queued as datagrams (a dump's messages share
 //! datagrams of up to [`DUMP_DGRAM`] bytes) that recv(2) returns one at a time.
+//! Queued answers are bounded by the socket's receive buffer and charged to the sandbox's
+//! socket buffer budget; an answer that either cannot take is dropped and the socket
+//! reports ENOBUFS, as a Linux netlink socket does after an overrun.
 
 pub mod msg;
 pub mod route;
@@ -24,6 +27,7 @@ use rvisor_syscalls::types::Stat;
 use rvisor_syscalls::{Errno, Pod};
 
 use super::{Cmsg, NetSocket, NetworkStack, Received};
+use crate::kernel::membudget::{Charge, SOCKET_BUFFERS};
 use crate::kernel::wait::{block_on, WaitQueue};
 use crate::mm::MemoryManager;
 use crate::vfs::file::FileImpl;
@@ -40,6 +44,8 @@ const MIN_SNDBUF: usize = 4608;
 const SOCKFS_DEV: u64 = 0x08;
 /// The highest multicast group a socket may join.
 const MAX_GROUP: u32 = 64;
+/// What a queued datagram costs the sandbox's socket buffer budget beyond its bytes.
+const DGRAM_OVERHEAD: usize = 256;
 
 /// Port ids in use, per protocol.
 fn ports() -> MutexGuard<'static, HashMap<i32, BTreeSet<u32>>> {
@@ -67,6 +73,8 @@ struct State {
     /// Datagrams waiting to be read.
     rx: VecDeque<Vec<u8>>,
     rx_bytes: usize,
+    /// `rx`'s bytes and overheads, charged to the sandbox's budget.
+    rx_charge: Option<Charge>,
     /// An error to report once (ENOBUFS after an overrun).
     error: Option<Errno>,
     rcvbuf: usize,
@@ -229,11 +237,18 @@ impl NetlinkSocket {
         // Bounded like a receive buffer (with room for one dump beyond it, as Linux lets a
         // dump run while the buffer has space): an overrun drops the answer.
         let size: usize = dgrams.iter().map(Vec::len).sum();
+        let cost = size.saturating_add(dgrams.len().saturating_mul(DGRAM_OVERHEAD));
         if st.rx_bytes > 0 && st.rx_bytes + size > st.rcvbuf.max(DUMP_DGRAM) * 2 {
             st.error = Some(Errno::ENOBUFS);
-        } else {
+        } else if let Some(c) = SOCKET_BUFFERS.try_charge(cost) {
+            match &mut st.rx_charge {
+                Some(held) => held.absorb(c),
+                none => *none = Some(c),
+            }
             st.rx_bytes += size;
             st.rx.extend(dgrams);
+        } else {
+            st.error = Some(Errno::ENOBUFS);
         }
         drop(st);
         self.queue.notify_all();
@@ -255,6 +270,9 @@ impl NetlinkSocket {
             if flags & MSG_PEEK == 0 {
                 st.rx.pop_front();
                 st.rx_bytes -= full;
+                if let Some(c) = &mut st.rx_charge {
+                    c.release(full + DGRAM_OVERHEAD);
+                }
             }
             let mut control = Vec::new();
             if st.flags.contains(&(SOL_NETLINK, NETLINK_PKTINFO)) {

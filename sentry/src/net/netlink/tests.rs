@@ -549,3 +549,23 @@ fn garbage_requests_do_not_panic() {
         let _ = ask(&s, &junk);
     }
 }
+
+#[test]
+fn queued_answers_hold_a_budget_charge_until_read() {
+    let s = sock(veth_spec());
+    let charged = |s: &NetlinkSocket| s.lock().rx_charge.as_ref().map_or(0, |c| c.bytes());
+    let req = request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, &[0; 16]);
+    s.send(&req, None, &[], 0, true).unwrap();
+    s.send(&req, None, &[], 0, true).unwrap();
+    let (bytes, dgrams) = {
+        let st = s.lock();
+        (st.rx_bytes, st.rx.len())
+    };
+    assert!(dgrams >= 2);
+    assert_eq!(charged(&s), bytes + dgrams * DGRAM_OVERHEAD);
+    let mut buf = vec![0u8; 65536];
+    s.recv(&mut buf, 0, true).unwrap();
+    assert!(charged(&s) < bytes + dgrams * DGRAM_OVERHEAD);
+    while s.recv(&mut buf, 0, true).is_ok() {}
+    assert_eq!(charged(&s), 0);
+}

@@ -1,6 +1,10 @@
 //! The stack's shared state under one lock, the lock guard that notifies waiters and
 //! re-arms the stack thread's timer once released, and the socket bookkeeping every
 //! protocol uses (adding/removing smoltcp sockets, readiness snapshots, orphans).
+//!
+//! A socket may hold a charge on the sandbox's socket buffer budget for buffers beyond
+//! the default that the guest asked for ([`State::add_charged`]); it is returned when the
+//! socket leaves its set.
 
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
@@ -18,6 +22,7 @@ use super::iface::{Dev, Kind, Links, Watch, LO};
 use super::listen::Listener;
 use super::ports::Ports;
 use super::MAX_SOCKETS;
+use crate::kernel::membudget::Charge;
 use crate::kernel::wait::WaitQueue;
 use crate::net::NetError;
 
@@ -56,6 +61,8 @@ pub(crate) struct State {
     pub next_id: u64,
     pub orphans: Vec<Orphan>,
     pub nsockets: usize,
+    /// The budget charges of sockets' buffers, returned by `remove_socket`.
+    pub charges: HashMap<(usize, SocketHandle), Charge>,
     /// Owners whose readiness changed: notified once the lock is released.
     pub pending: Vec<Arc<Core>>,
     /// Links polled inline since the lock was taken (bit per link).
@@ -118,11 +125,29 @@ impl State {
         Ok(h)
     }
 
+    /// [`add_socket`](Self::add_socket) for a socket whose buffers may hold `charge`,
+    /// which is returned when the socket is removed.
+    pub fn add_charged<T: AnySocket<'static>>(
+        &mut self,
+        link: usize,
+        s: T,
+        kind: Kind,
+        owner: &Arc<Core>,
+        charge: Option<Charge>,
+    ) -> Result<SocketHandle, Errno> {
+        let h = self.add_socket(link, s, kind, owner)?;
+        if let Some(c) = charge {
+            self.charges.insert((link, h), c);
+        }
+        Ok(h)
+    }
+
     pub fn remove_socket(&mut self, link: usize, h: SocketHandle) {
         if let Some(l) = self.links.links.get_mut(link) {
             if l.watches.remove(&h).is_some() {
                 l.set.remove(h);
                 self.nsockets -= 1;
+                self.charges.remove(&(link, h));
             }
         }
     }
@@ -442,6 +467,7 @@ impl Shared {
             next_id: 0,
             orphans: Vec::new(),
             nsockets: 0,
+            charges: HashMap::new(),
             pending: Vec::new(),
             touched: 0,
             armed: None,

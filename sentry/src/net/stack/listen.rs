@@ -15,6 +15,7 @@ use smoltcp::wire::{IpAddress, IpListenEndpoint};
 
 use super::common::{Core, State};
 use super::iface::{Kind, LO};
+use crate::kernel::membudget::{Charge, MemBudget, SOCKET_BUFFERS};
 
 /// Sockets in LISTEN kept ready per link.
 const POOL_LISTEN: usize = 4;
@@ -31,11 +32,35 @@ pub(crate) struct TcpParams {
     pub hop_limit: Option<u8>,
 }
 
-/// A new smoltcp TCP socket for `link`.
-pub(crate) fn new_tcp(p: &TcpParams, link: usize) -> tcp::Socket<'static> {
+/// The size of each ring buffer of a TCP socket that setsockopt did not enlarge
+/// (`SockOpts::tcp_buffers`' floor). Not charged: bounded by the socket count.
+const BASE_BUFFER: usize = 256 << 10;
+
+/// A new smoltcp TCP socket for `link`. Buffers that SO_RCVBUF/SO_SNDBUF made bigger than
+/// [`BASE_BUFFER`] (up to 4 MiB each, allocated whole) are charged beyond it to the
+/// sandbox's socket buffer budget; when it cannot take them the socket gets the base
+/// size instead, as Linux sizes buffers down under memory pressure.
+pub(crate) fn new_tcp(p: &TcpParams, link: usize) -> (tcp::Socket<'static>, Option<Charge>) {
+    new_tcp_in(p, link, &SOCKET_BUFFERS)
+}
+
+/// [`new_tcp`] charging `budget`.
+fn new_tcp_in(
+    p: &TcpParams,
+    link: usize,
+    budget: &'static MemBudget,
+) -> (tcp::Socket<'static>, Option<Charge>) {
+    let extra = p.rx.saturating_sub(BASE_BUFFER) + p.tx.saturating_sub(BASE_BUFFER);
+    let (rx, tx, charge) = match extra {
+        0 => (p.rx, p.tx, None),
+        _ => match budget.try_charge(extra) {
+            Some(c) => (p.rx, p.tx, Some(c)),
+            None => (p.rx.min(BASE_BUFFER), p.tx.min(BASE_BUFFER), None),
+        },
+    };
     let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; p.rx]),
-        tcp::SocketBuffer::new(vec![0u8; p.tx]),
+        tcp::SocketBuffer::new(vec![0u8; rx]),
+        tcp::SocketBuffer::new(vec![0u8; tx]),
     );
     s.set_nagle_enabled(!p.nodelay);
     s.set_keep_alive(p.keepalive);
@@ -44,7 +69,7 @@ pub(crate) fn new_tcp(p: &TcpParams, link: usize) -> tcp::Socket<'static> {
         // Acknowledging at once costs nothing in memory and frees the peer's buffer.
         s.set_ack_delay(None);
     }
-    s
+    (s, charge)
 }
 
 pub(crate) struct Listener {
@@ -127,14 +152,14 @@ impl State {
         if l.queue.len() + pending < l.backlog {
             for &link in &l.links {
                 while listening.get(link).is_some_and(|n| *n < POOL_LISTEN) {
-                    let mut s = new_tcp(&l.params, link);
+                    let (mut s, charge) = new_tcp(&l.params, link);
                     if s.listen(l.endpoint).is_err() {
                         break;
                     }
                     // A half-open connection may not hold its slot forever.
                     s.set_timeout(Some(Duration::from_secs(60)));
                     let Some(owner) = l.core.upgrade() else { break };
-                    match self.add_socket(link, s, Kind::Tcp, &owner) {
+                    match self.add_charged(link, s, Kind::Tcp, &owner, charge) {
                         Ok(h) => l.pool.push((link, h)),
                         Err(_) => break,
                     }
@@ -208,5 +233,44 @@ impl State {
         for link in links {
             self.poll(link);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(rx: usize, tx: usize) -> TcpParams {
+        TcpParams {
+            rx,
+            tx,
+            nodelay: false,
+            keepalive: None,
+            hop_limit: None,
+        }
+    }
+
+    #[test]
+    fn enlarged_tcp_buffers_are_charged_beyond_the_base_or_fall_back_to_it() {
+        let b: &'static MemBudget = Box::leak(Box::new(MemBudget::new(8 << 20)));
+        let (s, c) = new_tcp_in(&params(BASE_BUFFER, BASE_BUFFER), LO, b);
+        assert!(c.is_none());
+        assert_eq!(
+            (s.recv_capacity(), s.send_capacity()),
+            (BASE_BUFFER, BASE_BUFFER)
+        );
+        let big = params(4 << 20, 1 << 20);
+        let (s, c) = new_tcp_in(&big, LO, b);
+        assert_eq!((s.recv_capacity(), s.send_capacity()), (4 << 20, 1 << 20));
+        assert_eq!(b.used(), (4 << 20) + (1 << 20) - 2 * BASE_BUFFER);
+        // The budget cannot take a second one: base-size buffers, nothing charged.
+        let (s2, c2) = new_tcp_in(&big, LO, b);
+        assert!(c2.is_none());
+        assert_eq!(
+            (s2.recv_capacity(), s2.send_capacity()),
+            (BASE_BUFFER, BASE_BUFFER)
+        );
+        drop((s, c));
+        assert_eq!(b.used(), 0);
     }
 }

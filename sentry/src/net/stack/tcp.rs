@@ -574,12 +574,12 @@ impl NetSocket for TcpSocket {
                 addr: local_ip.filter(|a| !a.is_unspecified()).map(Into::into),
                 port,
             };
-            let mut s = new_tcp(&t.params(), link);
+            let (mut s, charge) = new_tcp(&t.params(), link);
             s.set_timeout(Some(SDuration::from_secs(75)));
             let cx = g.links.links[link].iface.context();
             s.connect(cx, (dst.ip(), dst.port()), local)
                 .map_err(|_| Errno::EADDRNOTAVAIL)?;
-            let h = g.add_socket(link, s, Kind::Tcp, &self.core)?;
+            let h = g.add_charged(link, s, Kind::Tcp, &self.core, charge)?;
             g.ports.set_use(binding, Use::Connected);
             t.phase = Phase::Conn { link, h };
             t.connecting = true;

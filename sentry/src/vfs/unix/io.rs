@@ -9,7 +9,7 @@ use rvisor_syscalls::Errno;
 use super::queue::{Ancillary, Files, Msg, RxQueue};
 use super::{
     deadline, timed, two, Connection, Received, SockType, UnixSocket, DGRAM_QLEN, MAX_QUEUED_FILES,
-    MSG_OVERHEAD, RCV_SHUTDOWN, SEND_SHUTDOWN,
+    MSG_OVERHEAD, RCV_SHUTDOWN, SEG_OVERHEAD, SEND_SHUTDOWN,
 };
 use crate::kernel::wait::block_on;
 
@@ -77,27 +77,41 @@ impl UnixSocket {
             }
             let sndbuf = st.ends[me].sndbuf;
             let used = st.ends[me].in_flight;
-            if used < sndbuf {
-                let k = (sndbuf - used).min(buf.len() - *done);
-                // The first piece carries the files; later ones only the credentials.
-                let a = anc.take().unwrap_or(Ancillary {
-                    files: Vec::new(),
-                    cred: self.cred,
-                });
-                let cred = a.cred;
-                st.ends[peer].rx.push_stream(&buf[*done..*done + k], a);
-                st.ends[me].in_flight += k;
-                *done += k;
-                drop(st);
-                if anc.is_none() {
+            // The first piece carries the files; later ones only the credentials.
+            let a = anc.take().unwrap_or(Ancillary {
+                files: Vec::new(),
+                cred: self.cred,
+            });
+            let overhead = if st.ends[peer].rx.would_merge(&a) {
+                0
+            } else {
+                SEG_OVERHEAD
+            };
+            let want = sndbuf.saturating_sub(used).min(buf.len() - *done);
+            // The sandbox's budget may take less than the socket's room; none is as full.
+            match (want > 0)
+                .then(|| self.conn.charge(overhead + 1, overhead + want))
+                .flatten()
+            {
+                Some(charge) => {
+                    let k = charge.bytes() - overhead;
+                    let cred = a.cred;
+                    st.ends[peer]
+                        .rx
+                        .push_stream(&buf[*done..*done + k], a, charge);
+                    st.ends[me].in_flight += k;
+                    *done += k;
+                    drop(st);
                     anc = Some(Ancillary {
                         files: Vec::new(),
                         cred,
                     });
+                    self.conn.queue.notify_all();
                 }
-                self.conn.queue.notify_all();
-            } else {
-                drop(st);
+                None => {
+                    anc = Some(a);
+                    drop(st);
+                }
             }
             match () {
                 _ if *done == buf.len() => Some(Ok(*done)),
@@ -108,7 +122,7 @@ impl UnixSocket {
         if let Some(r) = attempt(&mut done) {
             return r;
         }
-        let r = block_on(&[&self.conn.queue], deadline(timeout), || {
+        let r = block_on(&[&*self.conn.queue], deadline(timeout), || {
             attempt(&mut done)
         });
         match r {
@@ -225,6 +239,17 @@ impl UnixSocket {
                     }
                 }
             }
+            // A message the sandbox's budget cannot take now waits as for a full buffer.
+            let Some(budget) = self
+                .conn
+                .charge(buf.len() + MSG_OVERHEAD, buf.len() + MSG_OVERHEAD)
+            else {
+                return if nonblock {
+                    Some(Err(Errno::EAGAIN))
+                } else {
+                    None
+                };
+            };
             let a = anc.take().unwrap_or_default();
             if let RxQueue::Msgs(q) = &mut t.rx {
                 q.push_back(Msg {
@@ -233,6 +258,7 @@ impl UnixSocket {
                     cred: a.cred,
                     from: from.clone(),
                     charged,
+                    budget,
                 });
             }
             if charged {
@@ -246,7 +272,7 @@ impl UnixSocket {
             return r;
         }
         timed(block_on(
-            &[&self.conn.queue, &target.queue],
+            &[&*self.conn.queue, &*target.queue],
             deadline(timeout),
             attempt,
         ))
@@ -385,7 +411,7 @@ impl UnixSocket {
         if let Some(r) = attempt(&mut done) {
             return r;
         }
-        let r = block_on(&[&self.conn.queue], deadline(timeout), || {
+        let r = block_on(&[&*self.conn.queue], deadline(timeout), || {
             attempt(&mut done)
         });
         match r {

@@ -12,6 +12,13 @@
 //! `SO_SNDBUF`; datagrams to another socket's name are bounded by the receiver's queue
 //! length (Linux's `max_dgram_qlen`, 10) instead.
 //!
+//! All queued data also counts against one sandbox-wide budget of socket buffer memory
+//! ([`crate::kernel::membudget::SOCKET_BUFFERS`], scaled from the memory limit): each
+//! segment or message its bytes plus a fixed overhead, returned when read or when the
+//! queue holding it is dropped. A send that the budget cannot take behaves as with a full
+//! SO_SNDBUF (EAGAIN, or a wait woken when any socket frees space; poll reports the socket
+//! not writable meanwhile); only the per-socket limit gives EMSGSIZE.
+//!
 //! Closing an end of a stream or seqpacket connection shuts the peer down both ways; if the
 //! closed end had unread data the peer also gets ECONNRESET once. A datagram peer sees no
 //! end of file: its next send fails with ECONNREFUSED, later ones with ENOTCONN.
@@ -21,6 +28,8 @@
 //! another) keeps itself alive: unlike Linux there is no garbage collector, so such a
 //! cycle stays in memory until the sandbox exits (bounded by the per-end limit).
 
+#[cfg(test)]
+mod budget_tests;
 mod io;
 pub mod names;
 pub mod queue;
@@ -44,6 +53,7 @@ use rvisor_syscalls::Errno;
 use self::names::{Addr, Registration};
 use self::queue::{Ancillary, Files, RxQueue};
 use super::file::FileImpl;
+use crate::kernel::membudget::{MemBudget, SOCKET_BUFFERS};
 use crate::kernel::wait::{block_on, WaitQueue};
 use crate::mm::MemoryManager;
 
@@ -56,6 +66,11 @@ const MIN_SNDBUF: usize = 4608;
 const MIN_RCVBUF: usize = 2304;
 /// What each queued message costs its sender beyond its bytes.
 const MSG_OVERHEAD: usize = 512;
+/// What each stream segment (a write that could not join the previous one) costs the
+/// sandbox's budget beyond its bytes.
+const SEG_OVERHEAD: usize = 256;
+/// Free budget below which poll reports a socket not writable.
+const WRITABLE_MIN: usize = 4096;
 /// The device number sockfs reports.
 const SOCKFS_DEV: u64 = 0x08;
 /// Datagrams another socket may queue at a receiver (Linux's `net.unix.max_dgram_qlen`).
@@ -209,7 +224,10 @@ struct State {
 pub struct Connection {
     ty: SockType,
     state: Mutex<State>,
-    queue: WaitQueue,
+    /// Shared so that the buffer budget can notify it when space frees.
+    queue: Arc<WaitQueue>,
+    /// What queued data is charged to (the sandbox's; unit tests use their own).
+    budget: &'static MemBudget,
 }
 
 impl Connection {
@@ -217,8 +235,28 @@ impl Connection {
         Arc::new(Connection {
             ty,
             state: Mutex::new(State { ends: [a, b] }),
-            queue: WaitQueue::new(),
+            queue: Arc::new(WaitQueue::new()),
+            budget: &SOCKET_BUFFERS,
         })
+    }
+
+    /// Charges between `least` and `most` bytes, registering for a wake-up when the budget
+    /// cannot take `least` (then checking once more, so a release in between is not missed).
+    fn charge(&self, least: usize, most: usize) -> Option<crate::kernel::membudget::Charge> {
+        if let Some(c) = self.budget.try_charge_between(least, most) {
+            return Some(c);
+        }
+        self.budget.wait_for_space(&self.queue);
+        self.budget.try_charge_between(least, most)
+    }
+
+    /// Whether the budget has room for a write now; if not, registers for a wake-up.
+    fn budget_writable(&self) -> bool {
+        if self.budget.free() >= WRITABLE_MIN {
+            return true;
+        }
+        self.budget.wait_for_space(&self.queue);
+        self.budget.free() >= WRITABLE_MIN
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -428,7 +466,7 @@ impl UnixSocket {
         let timeout = self.with(|e| e.sndtimeo);
         match room() {
             Some(r) => r?,
-            None => block_on(&[&server.conn.queue], deadline(timeout), room).map_err(|e| {
+            None => block_on(&[&*server.conn.queue], deadline(timeout), room).map_err(|e| {
                 if e == Errno::ETIMEDOUT {
                     Errno::EAGAIN
                 } else {
@@ -513,7 +551,7 @@ impl UnixSocket {
         };
         let r = match take() {
             Some(r) => r,
-            None => block_on(&[&self.conn.queue], deadline(timeout), take).map_err(|e| {
+            None => block_on(&[&*self.conn.queue], deadline(timeout), take).map_err(|e| {
                 if e == Errno::ETIMEDOUT {
                     Errno::EAGAIN
                 } else {
@@ -630,7 +668,7 @@ impl UnixSocket {
         if self.conn.ty.connection_oriented() && !e.connected {
             ev |= POLLHUP;
         }
-        if e.in_flight * 4 <= e.sndbuf {
+        if e.in_flight * 4 <= e.sndbuf && self.conn.budget_writable() {
             ev |= POLLOUT | POLLWRNORM | POLLWRBAND;
         }
         ev
@@ -761,6 +799,6 @@ impl FileImpl for UnixSocket {
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
-        Some(&self.conn.queue)
+        Some(&*self.conn.queue)
     }
 }

@@ -4,12 +4,18 @@
 //! Stream writes that carry no files and come from the same sender merge into one segment
 //! (invisible to readers); a segment with files stays separate, and a read stops after it
 //! (Linux's rule: data that carries files ends a read).
+//!
+//! Every queued segment and message holds a [`Charge`] on the sandbox's socket buffer
+//! budget: its bytes plus a fixed overhead. A stream read returns the bytes it takes;
+//! dropping a segment or message (read, or its queue dropped with its socket) returns the
+//! rest.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::names::Addr;
 use super::PeerCred;
+use crate::kernel::membudget::Charge;
 use crate::vfs::FileDescription;
 
 /// Files in flight with one message.
@@ -30,6 +36,8 @@ pub struct Seg {
     pub off: usize,
     pub files: Files,
     pub cred: PeerCred,
+    /// The unread bytes and the segment's overhead, charged to the budget.
+    pub charge: Charge,
 }
 
 impl Seg {
@@ -48,6 +56,8 @@ pub struct Msg {
     /// Charged to the peer end of the same connection (a pair or an accepted connection);
     /// datagrams from other sockets are bounded by the queue length instead.
     pub charged: bool,
+    /// The message's bytes and overhead, charged to the sandbox's budget.
+    pub budget: Charge,
 }
 
 /// One end's receive queue.
@@ -72,16 +82,29 @@ impl RxQueue {
         }
     }
 
-    /// Appends stream bytes, merging with the last segment when neither carries files
-    /// and the sender is the same.
-    pub fn push_stream(&mut self, data: &[u8], anc: Ancillary) {
+    /// Whether stream bytes sent with `anc` would join the last segment (neither carries
+    /// files and the sender is the same), so they need no new segment's overhead.
+    pub fn would_merge(&self, anc: &Ancillary) -> bool {
+        match self {
+            RxQueue::Stream(q) => {
+                anc.files.is_empty()
+                    && q.back()
+                        .is_some_and(|last| last.files.is_empty() && last.cred == anc.cred)
+            }
+            RxQueue::Msgs(_) => false,
+        }
+    }
+
+    /// Appends stream bytes with their `charge`, merging with the last segment when
+    /// [`would_merge`](Self::would_merge).
+    pub fn push_stream(&mut self, data: &[u8], anc: Ancillary, charge: Charge) {
+        let merge = self.would_merge(&anc);
         if let RxQueue::Stream(q) = self {
-            if anc.files.is_empty() {
+            if merge {
                 if let Some(last) = q.back_mut() {
-                    if last.files.is_empty() && last.cred == anc.cred {
-                        last.data.extend_from_slice(data);
-                        return;
-                    }
+                    last.data.extend_from_slice(data);
+                    last.charge.absorb(charge);
+                    return;
                 }
             }
             q.push_back(Seg {
@@ -89,6 +112,7 @@ impl RxQueue {
                 off: 0,
                 files: anc.files,
                 cred: anc.cred,
+                charge,
             });
         }
     }
@@ -141,6 +165,7 @@ impl RxQueue {
                 i += 1;
             } else {
                 seg.off += k;
+                seg.charge.release(k);
                 taken += k;
                 if seg.left() == 0 {
                     q.pop_front();
