@@ -208,6 +208,14 @@ fn second_sandbox_keeps_answering_while_the_first_runs_three_bombs() {
     let st = a.state("a");
     assert_eq!(st["status"], json!("running"), "A died under its own bombs: {st}\n{}", d.stderr);
     let a_out = std::fs::read_to_string(&d.out).unwrap_or_default();
+    // The fork bomb meets the guest's pids limit (fork fails with EAGAIN), never the host's
+    // first: no guest process may be killed because its host stub could not be made.
+    let a_err = std::fs::read_to_string(d.out.with_extension("err")).unwrap_or_default();
+    assert!(
+        !a_err.contains("sandbox task"),
+        "A's tasks died of host failures under its bombs:\n{}",
+        a_err.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
     eprintln!(
         "B request latency: idle median {:?} max {:?}; under A's bombs median {:?} max {:?} \
          (ratio of medians {:.1}); host spawn idle {:?}, loaded max {:?}; A: {fd_line}, {} OOM kills",

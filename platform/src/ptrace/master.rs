@@ -75,14 +75,28 @@ impl Master {
     pub fn start(memfd: OwnedFd) -> Result<Master, PlatformError> {
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("rvisor-stub".into())
-            .stack_size(256 << 10)
-            .spawn(move || master_main(memfd, rx, ready_tx))
-            .map_err(|source| PlatformError::Host {
+        let mut job = Some(move || master_main(memfd, rx, ready_tx));
+        let thread = retry_eagain(|| {
+            // A failed spawn drops its closure, so hand it one that takes the job only
+            // when it runs, and keep the job for the next attempt otherwise.
+            let slot = std::sync::Arc::new(Mutex::new(job.take()));
+            let theirs = slot.clone();
+            let r = std::thread::Builder::new()
+                .name("rvisor-stub".into())
+                .stack_size(256 << 10)
+                .spawn(move || {
+                    if let Some(f) = theirs.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        f()
+                    }
+                });
+            if r.is_err() {
+                job = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+            r.map_err(|source| PlatformError::Host {
                 call: "spawn (stub master thread)",
                 source,
-            })?;
+            })
+        })?;
         match ready_rx.recv() {
             Ok(Ok((tgid, fp_kind))) => Ok(Master {
                 requests: Mutex::new(tx),
@@ -160,6 +174,30 @@ impl Drop for Master {
     }
 }
 
+/// How long a host fork or clone that fails with EAGAIN is retried. The sandbox's host pids
+/// cgroup has room for every guest task's host threads and stubs, but an exited guest
+/// process's stub and threads are torn down asynchronously: under a fork bomb the host
+/// count can touch the limit for a moment after the guest count has dropped.
+const EAGAIN_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Runs `f` again (after a short, growing pause) while it fails with a host EAGAIN, for at
+/// most [`EAGAIN_PATIENCE`].
+fn retry_eagain<T>(mut f: impl FnMut() -> Result<T, PlatformError>) -> Result<T, PlatformError> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match f() {
+            Err(PlatformError::Host { source, .. })
+                if source.raw_os_error() == Some(libc::EAGAIN) && start.elapsed() < EAGAIN_PATIENCE =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Whether process `pid` is a zombie or gone, as far as `/proc` tells (false if it cannot).
 fn process_is_dead(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -176,7 +214,7 @@ fn master_main(
     requests: Receiver<Request>,
     ready: SyncSender<Result<(i32, FpKind), PlatformError>>,
 ) {
-    let leader = match stub::spawn(memfd.as_fd()) {
+    let leader = match retry_eagain(|| stub::spawn(memfd.as_fd())) {
         Ok(t) => t,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -211,7 +249,7 @@ fn master_main(
                     let _ = cpu::set_thread_affinity(0, cpu);
                     let _ = cpu::set_thread_affinity(leader.tid, cpu);
                 }
-                let r = stub::clone_thread(&leader);
+                let r = retry_eagain(|| stub::clone_thread(&leader));
                 if let Err(e) = &r {
                     tracing::debug!(pid = tgid, error = %e, "cannot make a stub thread");
                 }

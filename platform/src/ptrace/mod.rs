@@ -10,7 +10,8 @@
 //!   (`master.rs`) that forks the stub process and traces its first thread, which never runs
 //!   guest code; on the first `switch`/`map`/`unmap` of a host thread in the address space,
 //!   the master injects a `clone` into that first thread and the host thread attaches to the
-//!   new stub thread (`PTRACE_SEIZE`, no `PTRACE_O_EXITKILL`) and pins it to its own CPU.
+//!   new stub thread (`PTRACE_SEIZE` with `PTRACE_O_EXITKILL`: a stub thread never
+//!   outlives its tracer) and pins it to its own CPU.
 //!   Stub threads share the stub's memory, so a mapping made through one is seen by all.
 //! - **Lifetimes.** The stub process lives as long as the [`PtraceAddressSpace`] (its drop,
 //!   on any thread, kills and reaps the stub and stops the master), and dies with the

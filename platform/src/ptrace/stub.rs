@@ -687,9 +687,14 @@ pub fn clone_thread(leader: &StubThread) -> Result<i32, PlatformError> {
 }
 
 /// Makes the calling thread the tracer of the fresh stub thread `tid` of process `tgid`
-/// (see [`clone_thread`]): `PTRACE_SEIZE` (no `PTRACE_O_EXITKILL`: the stub process must
-/// survive the exit of one of its tracers), `PTRACE_INTERRUPT` and wait for the stop, then
+/// (see [`clone_thread`]): `PTRACE_SEIZE`, `PTRACE_INTERRUPT` and wait for the stop, then
 /// unblock every signal, so that faults, interrupts and stray signals stop it as usual.
+///
+/// With `PTRACE_O_EXITKILL`: a stub thread is retired before its tracer exits
+/// (`threads.rs`), and one that somehow is not must die with the whole stub process rather
+/// than be detached and run guest code untraced (observed under fork and memory bombs:
+/// guest code ran on until its next syscall hit the stub filter; meanwhile it could have
+/// jumped to the stub page's `syscall` and mapped any part of the memory file).
 ///
 /// On failure after the seize the thread is retired again (best effort).
 pub fn attach_new_thread(
@@ -698,7 +703,7 @@ pub fn attach_new_thread(
     fp_kind: FpKind,
 ) -> Result<StubThread, PlatformError> {
     let mut st = StubState::new(tgid, fp_kind);
-    sys::seize(tid, sys::PTRACE_O_TRACESYSGOOD)
+    sys::seize(tid, sys::PTRACE_O_TRACESYSGOOD | sys::PTRACE_O_EXITKILL)
         .map_err(|e| st.ptrace_failed("ptrace(PTRACE_SEIZE)", tid, e))?;
     let thread = StubThread::new(tid, tgid, st);
     let ready = (|| {

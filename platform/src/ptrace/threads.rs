@@ -4,10 +4,11 @@
 //! thread of that address space's stub process. The stub thread must not outlive its tracer
 //! in a running state: when a tracer exits, the kernel detaches its tracees, and a detached
 //! stub thread would run guest code untraced (its first guest syscall then kills the whole
-//! stub process through the seccomp filter). It must not take the stub process down either
-//! (hence no `PTRACE_O_EXITKILL` on it). So each host thread keeps a thread-local list of
-//! the stub threads it traces, and the list's destructor — run when the thread exits —
-//! retires those whose address space is still alive by injecting `exit(0)`.
+//! stub process through the seccomp filter). Nor should it take the stub process down,
+//! which `PTRACE_O_EXITKILL` (set on every stub thread as the last line of defence) would.
+//! So each host thread keeps a thread-local list of the stub threads it traces, and the
+//! list's destructor — run when the thread exits — retires those whose address space is
+//! still alive by injecting `exit(0)`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -14,14 +14,15 @@ use crate::oci::config::Resources;
 
 const MOUNT: &str = "/sys/fs/cgroup";
 const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "freezer"];
-/// Room for the sentry's own memory above the guest's limit.
-pub const SENTRY_MEMORY_HEADROOM: u64 = 32 << 20;
+/// Room for the sentry's own memory above the guest's limit (its code, stacks, task and
+/// file structures — the fd cap bounds those the guest can make).
+pub const SENTRY_MEMORY_HEADROOM: u64 = 64 << 20;
 
 /// The host cgroup's memory limit for a guest limit of `guest`: the sentry's own memory,
 /// plus a quarter of the limit for what the guest may hold in the sentry's heap outside
-/// guest memory (pipe buffers, capped at an eighth of the limit plus a page per pipe
-/// beyond; open files, capped by the sandbox-wide fd cap), so that the sandbox's own caps
-/// and OOM killer act before the host's.
+/// guest memory — pipe buffers and unix socket buffers, each capped sandbox-wide at an
+/// eighth of the limit (pipes may take a page per pipe beyond theirs, which the fixed
+/// headroom covers) — so that the sandbox's own caps and OOM killer act before the host's.
 pub fn host_memory_limit(guest: u64) -> u64 {
     guest.saturating_add(SENTRY_MEMORY_HEADROOM).saturating_add(guest / 4)
 }

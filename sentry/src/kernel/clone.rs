@@ -135,7 +135,12 @@ pub fn do_clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     } else {
         let as_ = k.platform.new_address_space().map_err(|e| {
             tracing::error!(error = %e, "cannot create an address space for fork");
-            Errno::ENOMEM
+            // The host's pids limit for the sandbox: fork's EAGAIN, as at the guest's own.
+            match e {
+                rvisor_platform::PlatformError::Host { ref source, .. }
+                    if source.raw_os_error() == Some(libc::EAGAIN) => Errno::EAGAIN,
+                _ => Errno::ENOMEM,
+            }
         })?;
         let child = t.mm.fork(as_)?;
         // The parent's thread may have set up mappings in the child's address space; it
