@@ -18,7 +18,14 @@ pub fn inherit_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>]) {
     unsafe {
         cmd.pre_exec(move || {
             // The sandbox and gofer never outlive the command that started them.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             for &fd in &raw {
@@ -33,7 +40,10 @@ pub fn inherit_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>]) {
 
 /// Global flags a child process must see too.
 pub fn global_args(g: &crate::GlobalFlags) -> Vec<String> {
-    let mut v = vec![format!("--platform={}", g.platform), format!("--log-format={}", g.log_format)];
+    let mut v = vec![
+        format!("--platform={}", g.platform),
+        format!("--log-format={}", g.log_format),
+    ];
     if g.debug {
         v.push("--debug".into());
     }
@@ -50,7 +60,11 @@ pub fn global_args(g: &crate::GlobalFlags) -> Vec<String> {
 /// outlives the CLI (an OCI container's sandbox and gofers): it starts its own session and
 /// first joins the cgroups whose `cgroup.procs` files are given (so every task it starts
 /// is accounted there from the beginning).
-pub fn detach_with_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>], cgroup_procs: Vec<std::ffi::CString>) {
+pub fn detach_with_fds(
+    cmd: &mut Command,
+    fds: &[BorrowedFd<'_>],
+    cgroup_procs: Vec<std::ffi::CString>,
+) {
     let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
     // SAFETY: the closure runs in the forked child before exec and only calls setsid,
     // open, write, close and fcntl, which are async-signal-safe; it allocates nothing (the
@@ -80,4 +94,64 @@ pub fn detach_with_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>], cgroup_procs: 
             Ok(())
         });
     }
+}
+
+/// Starts the sandbox process (`rvisor boot`) as pid 1 of a new PID namespace, as runsc
+/// does: it sees only itself and the stubs it forks, and when it dies the kernel kills
+/// every process left in that namespace. The caller still gets its host pid.
+///
+/// `unshare(CLONE_NEWPID)` changes only the namespace the calling *thread*'s future
+/// children are created in, so the fork happens on a helper thread. That thread also
+/// stays until the child has exited (without reaping it: the returned `Child` does),
+/// because `PR_SET_PDEATHSIG` ([`inherit_fds`]) fires when the thread that forked the
+/// child ends, not the process. `cmd` is dropped right after the fork, so descriptors it
+/// holds (the child's stdio) close as soon as they would with `Command::spawn`.
+///
+/// Without root the CLI cannot make namespaces: the sandbox starts in the caller's one
+/// (the sandbox process then only confines itself with no_new_privs and seccomp).
+pub fn spawn_sandbox(mut cmd: Command) -> std::io::Result<std::process::Child> {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return cmd.spawn();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("sandbox-spawn".into())
+        .spawn(move || {
+            // SAFETY: unshare takes flags only; CLONE_NEWPID affects this thread's later
+            // children alone (allowed in a multi-threaded process).
+            if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+                let e = std::io::Error::last_os_error();
+                let _ = tx.send(Err(std::io::Error::new(
+                    e.kind(),
+                    format!("unshare(CLONE_NEWPID): {e}"),
+                )));
+                return;
+            }
+            let child = cmd.spawn();
+            drop(cmd);
+            let pid = child.as_ref().map(|c| c.id() as libc::id_t).ok();
+            if tx.send(child).is_err() {
+                return;
+            }
+            let Some(pid) = pid else { return };
+            loop {
+                // SAFETY: an all-zero siginfo_t is a valid buffer for waitid to fill.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: waitid writes one siginfo_t into a live local. WNOWAIT leaves the
+                // child a zombie for the owner of the `Child` to reap; once that happened
+                // (or never could) waitid fails with ECHILD.
+                let r = unsafe {
+                    libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+                };
+                if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    return;
+                }
+            }
+        })?;
+    rx.recv().unwrap_or_else(|_| {
+        Err(std::io::Error::other(
+            "the sandbox spawn thread ended without an answer",
+        ))
+    })
 }

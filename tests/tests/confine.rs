@@ -1,8 +1,10 @@
-//! The sandbox process confines itself (issue 8): its own mount, IPC and UTS namespaces,
-//! an empty read-only root, capabilities dropped, no_new_privs and a seccomp allow-list
-//! whose default action kills. A sandbox booted with `--debug-control` can be made to
-//! attempt a host syscall itself: a forbidden one kills it with SIGSYS, and `rvisor run`
-//! says so; without the flag the request is refused.
+//! The sandbox process confines itself (issue 8): pid 1 of its own PID namespace, its own
+//! user namespace where it is host nobody (unless `--network=host` or it writes host files
+//! itself), its own mount, IPC and UTS namespaces, an empty read-only root, capabilities
+//! dropped, no_new_privs and a seccomp allow-list whose default action kills. A sandbox
+//! booted with `--debug-control` can be made to attempt a host syscall itself: a forbidden
+//! one kills it with SIGSYS, and `rvisor run` says so; without the flag the request is
+//! refused.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -42,6 +44,19 @@ fn status_field(pid: i32, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
         .trim()
         .to_string()
+}
+
+/// Where `/proc/PID/ns/NS` points (`pid` may be "self").
+fn ns_of(pid: &str, ns: &str) -> std::path::PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap()
+}
+
+/// Every host process whose PID namespace is `ns`.
+fn processes_in_pid_ns(ns: &Path) -> Vec<rvisor_tests::HostProcess> {
+    rvisor_tests::host_processes()
+        .into_iter()
+        .filter(|p| std::fs::read_link(format!("/proc/{}/ns/pid", p.pid)).is_ok_and(|n| n == ns))
+        .collect()
 }
 
 /// Waits until `rvisor state` says `status` (the sandbox runs in the background).
@@ -114,10 +129,26 @@ fn boot_process_has_no_new_privs_seccomp_only_cap_fsetid_and_its_own_root_and_na
     // Writing to its root fails even for root.
     assert!(std::fs::write(format!("/proc/{pid}/root/x"), b"x").is_err());
 
-    for ns in ["mnt", "ipc", "uts"] {
-        let mine = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
-        let its = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
-        assert_ne!(mine, its, "{ns} namespace shared with the host");
+    for ns in ["mnt", "ipc", "uts", "pid", "user"] {
+        assert_ne!(
+            ns_of("self", ns),
+            ns_of(&pid.to_string(), ns),
+            "{ns} namespace shared with the host"
+        );
+    }
+    // pid 1 of its PID namespace; host nobody/nogroup through its user namespace's map of
+    // uid and gid 0, without supplementary groups.
+    assert_eq!(status_field(pid, "NSpid"), format!("{pid}\t1"));
+    assert_eq!(status_field(pid, "Uid"), "65534\t65534\t65534\t65534");
+    assert_eq!(status_field(pid, "Gid"), "65534\t65534\t65534\t65534");
+    assert_eq!(status_field(pid, "Groups"), "");
+    for map in ["uid_map", "gid_map"] {
+        let m = std::fs::read_to_string(format!("/proc/{pid}/{map}")).unwrap();
+        assert_eq!(
+            m.split_whitespace().collect::<Vec<_>>(),
+            ["0", "65534", "1"],
+            "{map}: {m}"
+        );
     }
     // The container still works.
     b.rv(&["start", id]).assert_code(0);
@@ -196,7 +227,9 @@ fn a_forbidden_host_syscall_kills_the_sandbox_with_sigsys_and_run_reports_it() {
         &json!({"DebugHostSyscall": {"nr": libc::SYS_getpid}}),
     )
     .expect("an answer");
-    assert_eq!(r, json!({"Value": pid}));
+    assert_ne!(pid, 1);
+    // getpid in the sandbox process answers 1: it is pid 1 of its own PID namespace.
+    assert_eq!(r, json!({"Value": 1}));
     // ...a forbidden one kills the sandbox instead of answering.
     assert_eq!(
         control_call(
@@ -258,5 +291,145 @@ fn mount_and_ptrace_attach_from_the_sandbox_process_kill_it_too() {
         );
         assert_eq!(b.state(&id)["status"], json!("stopped"));
         b.rv(&["delete", &id]).assert_code(0);
+    }
+}
+
+#[test]
+fn the_sandbox_pid_namespace_holds_only_the_sentry_and_its_stubs_and_dies_with_it() {
+    let id = &format!("cf-pidns-{}", std::process::id());
+    // Two guest processes: two stubs.
+    let b = Bundle::new(
+        "confine-pidns",
+        &["sh", "-c", "sleep 1000 & exec sleep 1001"],
+    );
+    b.create(id);
+    b.rv(&["start", id]).assert_code(0);
+    let deadline = Instant::now() + rvisor_tests::timeout();
+    while !b.rv(&["ps", id]).stdout_str().contains("1001") {
+        assert!(
+            Instant::now() < deadline,
+            "the container never ran its two sleeps"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = b.state(id)["pid"].as_i64().unwrap() as i32;
+    let ns = ns_of(&pid.to_string(), "pid");
+    assert_ne!(ns, ns_of("self", "pid"));
+    let members = processes_in_pid_ns(&ns);
+    // The sentry and at least the stubs of its two guest processes.
+    assert!(
+        members.len() >= 3,
+        "{}",
+        rvisor_tests::describe_processes(&members)
+    );
+    for p in &members {
+        // Every member descends from the sandbox process, within the namespace.
+        let mut q = p.clone();
+        while q.pid != pid {
+            q = members
+                .iter()
+                .find(|m| m.pid == q.ppid)
+                .unwrap_or_else(|| {
+                    panic!("{} ({}) is in the sandbox's PID namespace but not under its pid 1 {pid}:\n{}", q.pid, q.cmdline, rvisor_tests::describe_processes(&members))
+                })
+                .clone();
+        }
+    }
+    // SIGKILL from the host ends pid 1, and the kernel ends every other member with it.
+    // SAFETY: kill takes integers; `pid` is the running sandbox process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let left = rvisor_tests::wait_all_gone(&members, rvisor_tests::timeout());
+    assert!(
+        left.is_empty(),
+        "left behind: {}",
+        rvisor_tests::describe_processes(&left)
+    );
+    // Nothing but zombies (the sandbox process itself, until the host reaps it).
+    let live: Vec<_> = processes_in_pid_ns(&ns)
+        .into_iter()
+        .filter(|p| p.state != 'Z' && p.state != 'X')
+        .collect();
+    assert!(
+        live.is_empty(),
+        "{}",
+        rvisor_tests::describe_processes(&live)
+    );
+    b.rv(&["delete", "--force", id]).assert_code(0);
+}
+
+#[test]
+fn sigterm_from_the_host_still_ends_the_sandbox_process_though_it_is_pid_1() {
+    // pid 1 of a namespace ignores signals it has no handler for; the sandbox process
+    // handles the terminating ones like their default action would (exit 128 + signal).
+    let id = &format!("cf-term-{}", std::process::id());
+    let b = Bundle::new("confine-term", &["sleep", "1000"]);
+    b.create(id);
+    let pid = b.state(id)["pid"].as_i64().unwrap() as i32;
+    assert_eq!(status_field(pid, "NSpid"), format!("{pid}\t1"));
+    let members = processes_in_pid_ns(&ns_of(&pid.to_string(), "pid"));
+    // SAFETY: kill takes integers; `pid` is the running sandbox process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let left = rvisor_tests::wait_all_gone(&members, rvisor_tests::timeout());
+    assert!(
+        left.is_empty(),
+        "left behind: {}",
+        rvisor_tests::describe_processes(&left)
+    );
+    assert_eq!(b.state(id)["status"], json!("stopped"));
+    b.rv(&["delete", id]).assert_code(0);
+}
+
+/// Creates container `id` of `b` with extra global flags and returns its sandbox pid.
+fn create_with(b: &Bundle, id: &str, flags: &[&str]) -> i32 {
+    let dir = b.dir();
+    let mut args: Vec<&str> = flags.to_vec();
+    args.extend(["create", "--bundle", dir.to_str().unwrap(), id]);
+    let d = b.rv_detached(id, &args);
+    assert_eq!(d.code, Some(0), "create {flags:?}: {}", d.stderr);
+    b.state(id)["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn host_network_or_a_writable_host_tree_keep_the_host_user_namespace() {
+    // With --network=host the sentry needs CAP_NET_RAW/CAP_NET_BIND_SERVICE over the
+    // host's network namespace; writing host files itself it needs CAP_FSETID of the
+    // host's user namespace (set-ID bits a privileged guest keeps). Both stay host root,
+    // with the same capabilities as before, in their own PID namespace.
+    let bind_src = rvisor_tests::TempDir::new("confine-hostns-bind");
+    let writable_bind = |c: &mut Value| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind",
+            "source": bind_src.path(), "options": ["rbind", "rw"]
+        }))
+    };
+    let writable_root = |c: &mut Value| c["root"]["readonly"] = json!(false);
+    let cases: [(&[&str], &dyn Fn(&mut Value), &str); 3] = [
+        (&["--network=host"], &|_| {}, "0000000000002410"),
+        (&["--overlay=none"], &writable_root, "0000000000000010"),
+        (&[], &writable_bind, "0000000000000010"),
+    ];
+    for (i, (flags, edit, cap_eff)) in cases.into_iter().enumerate() {
+        let b = Bundle::new(&format!("confine-hostns{i}"), &["sleep", "1000"]);
+        b.edit(edit);
+        let id = &format!("cf-hostns{i}-{}", std::process::id());
+        let pid = create_with(&b, id, flags);
+        assert_eq!(
+            ns_of("self", "user"),
+            ns_of(&pid.to_string(), "user"),
+            "{flags:?}"
+        );
+        assert_ne!(
+            ns_of("self", "pid"),
+            ns_of(&pid.to_string(), "pid"),
+            "{flags:?}"
+        );
+        assert_eq!(status_field(pid, "NSpid"), format!("{pid}\t1"));
+        assert_eq!(status_field(pid, "Uid"), "0\t0\t0\t0", "{flags:?}");
+        assert_eq!(status_field(pid, "CapEff"), cap_eff, "{flags:?}");
+        assert_eq!(status_field(pid, "Seccomp"), "2");
+        b.rv(&["start", id]).assert_code(0);
+        let exec = b.rv(&["exec", id, "echo", "ok"]);
+        assert_eq!(exec.stdout_str(), "ok\n", "{flags:?}: {}", exec.dump());
+        b.rv(&["delete", "--force", id]).assert_code(0);
     }
 }

@@ -359,6 +359,9 @@ fn sandbox_host_processes_use_no_sockets_but_the_donated_packet_socket() {
     strace
         .args([
             "-f",
+            // boot is pid 1 of its own PID namespace: clone returns that namespace's tids,
+            // which strace then also gives in ours (`= 13 /* 4804 in strace's PID NS */`).
+            "--pidns-translation",
             "-e",
             "trace=%network,read,write,readv,writev,poll,ppoll,clone,clone3",
             "-o",
@@ -437,11 +440,12 @@ fn sandbox_host_processes_use_no_sockets_but_the_donated_packet_socket() {
         {
             pending.insert(parent);
         } else if threaded {
-            if let Some(child) = rest
-                .rsplit("= ")
-                .next()
-                .and_then(|c| c.trim().parse::<i32>().ok())
-            {
+            let ret = rest.rsplit("= ").next().unwrap_or_default();
+            let host_tid = ret
+                .split_once("/* ")
+                .and_then(|(_, t)| t.split(' ').next())
+                .unwrap_or(ret);
+            if let Some(child) = host_tid.trim().parse::<i32>().ok() {
                 cloned_by.insert(child, parent);
             }
         }

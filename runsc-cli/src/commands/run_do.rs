@@ -112,8 +112,7 @@ pub fn run(g: &crate::GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         console = Some(cli_end);
     }
     let console = console.map(super::console::HostConsole::start).transpose()?;
-    let boot_child = boot.spawn();
-    drop(boot);
+    let boot_child = crate::spawn::spawn_sandbox(boot);
     drop(sentry_end);
     let mut boot_child = match boot_child {
         Ok(c) => c,

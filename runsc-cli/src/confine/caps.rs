@@ -4,11 +4,13 @@
 //! gofer donated on the guest's behalf, and without it the host kernel would clear their
 //! set-user-ID and set-group-ID bits on every write, even where the guest (as root) keeps
 //! them; the sentry clears them itself, following Linux's rules for the guest's
-//! credentials. With `--network=host` it also keeps CAP_NET_RAW (guest raw and packet
+//! credentials (the host kernel honours it only for a process in its initial user
+//! namespace, which is why such a sandbox keeps it, see `userns`). With `--network=host` it also keeps CAP_NET_RAW (guest raw and packet
 //! sockets, which the sentry allows only to a guest holding CAP_NET_RAW itself) and
 //! CAP_NET_BIND_SERVICE (guest servers on ports below 1024). Tracing the stubs needs no
 //! capability: they are the sandbox's own children, forked after the drop, with the same
-//! credentials.
+//! credentials. In a user namespace the sets are dropped after entering it (entering one
+//! grants every capability in it and resets the bounding set).
 
 use super::ConfineError;
 

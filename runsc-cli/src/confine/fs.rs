@@ -1,10 +1,10 @@
 //! The sandbox process's namespaces and its empty root.
 //!
 //! It gets new mount, IPC and UTS namespaces (the network namespace is the one the CLI put
-//! it in: the pod's, or the host's with `--network=host`). No PID namespace: the ptrace
-//! stubs are its children and check their parent with `getppid`, which a new PID namespace
-//! would answer with 0; and no user namespace: the stubs must stay traceable and the
-//! cgroup the CLI put the sandbox in writable by the CLI, not by the sandbox.
+//! it in: the pod's, or the host's with `--network=host`; the PID namespace is the one the
+//! CLI started it in, where it is pid 1, see `spawn::spawn_sandbox`). They are made while
+//! the process is host root, so they belong to the host's user namespace; the process
+//! enters its own user namespace only afterwards (see [`super::userns`]).
 //!
 //! Its root becomes a small read-only tmpfs holding only an empty `/proc` mount point with
 //! a procfs on it (the platform reads `/proc/PID/stat` of its stubs); the host's root is

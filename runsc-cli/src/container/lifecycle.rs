@@ -152,8 +152,7 @@ pub fn create(g: &crate::GlobalFlags, id: &str, bundle: &Path, pid_file: Option<
     net.join_before_exec(&mut boot);
     // The last step before the sandbox starts: from here on its stack owns the addresses.
     net.take_over()?;
-    let boot_child = boot.spawn().context("starting the sandbox");
-    drop(boot);
+    let boot_child = crate::spawn::spawn_sandbox(boot).context("starting the sandbox");
     drop(ready_w);
     drop(root_conn);
     drop(mount_conns);
