@@ -7,6 +7,8 @@ use rvisor_syscalls::flags::signal::{SA_NOCLDWAIT, SIGCHLD, SIG_IGN};
 use rvisor_syscalls::flags::wait::*;
 use rvisor_syscalls::Errno;
 
+use crate::mm::MemoryManager;
+
 use super::signal::{action_of, code, send_to_group, SignalInfo};
 use super::task::{ExitStatus, Task};
 use super::thread_group::{StopEvent, TgState, ThreadGroup};
@@ -46,6 +48,15 @@ pub fn exit_task(t: &mut Task) {
     if last {
         // The group's host process goes away with its address space.
         tg.fold_cpu_time();
+    }
+    // Linux's exit_mm, before the parent can learn of the exit: the last user of the
+    // address space unmaps it here, so a parent that waited for its child finds the
+    // child's shared mappings gone (F_ADD_SEALS(F_SEAL_WRITE) on a memfd it had mapped
+    // writable no longer fails with EBUSY, a MAP_SHARED file is no longer held).
+    t.handle.update_proc_info(|p| p.mm = None);
+    let mf = t.mm.memory_file().clone();
+    drop(std::mem::replace(&mut t.mm, Arc::new(MemoryManager::exited(mf))));
+    if last {
         let status = tg.exit_status().or(t.exit).unwrap_or(ExitStatus::Exited(0));
         finish_group(&k, &tg, status);
     }

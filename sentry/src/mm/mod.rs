@@ -177,6 +177,12 @@ impl MemoryManager {
         Self::with_state(mf, as_, max_addr, MmState::new(mmap_base))
     }
 
+    /// What an exiting task holds once it let go of its memory (Linux's `exit_mm`): no
+    /// mappings and no address space; every access fails with EFAULT.
+    pub fn exited(mf: Arc<MemoryFile>) -> MemoryManager {
+        Self::with_state(mf, Arc::new(DroppedAddressSpace), 0, MmState::new(0))
+    }
+
     fn with_state(mf: Arc<MemoryFile>, as_: Arc<dyn AddressSpace>, max_addr: u64, st: MmState) -> MemoryManager {
         MemoryManager { id: MmId::next(), mf, as_, max_addr, state: Mutex::new(st) }
     }
