@@ -6,7 +6,7 @@
  * path crosses. Writes by a non-root owner clear set-ID bits. Every line is a call and its
  * errno name, so a native run and a sandboxed one compare byte for byte.
  *
- * usage: perms BASE [SECTION...]   (sections: walk files attrs exec setid realids, and
+ * usage: perms BASE [SECTION...]   (sections: walk files attrs exec setid bindsetid realids, and
  *        noexec, which mounts a tmpfs and runs only when named: natively, run it in a
  *        private mount namespace). Each section works in a fresh folder BASE/SECTION; BASE
  *        must be a writable folder others may search, and the program must run as root.
@@ -19,8 +19,10 @@
 #include <grp.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #define NOBODY 65534
@@ -364,6 +366,124 @@ static void section_setid(void) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* bindsetid: every kind of change to a set-ID file, by root (bits kept) and by nobody
+ * (bits cleared), one fresh file per change and caller, so that the files' modes after the
+ * run (which the test also reads on the host) show what each change left. The sandboxed
+ * run works in a writable bind mount of a host folder. The set-group-ID cases without group
+ * execute follow Linux 6.2 and later (cleared for a writer outside the file's group). */
+
+static const char *const changes[] = {
+    "write", "pwrite", "writev", "ftruncate", "truncate", "O_TRUNC", "fallocate", "sendfile", "copy_file_range",
+};
+#define N_CHANGES (int)(sizeof changes / sizeof changes[0])
+
+/* Applies change `c` to `path` (opened for writing when the change needs a descriptor). */
+static const char *apply_change(int c, const char *path) {
+    const char *name = changes[c];
+    if (strcmp(name, "truncate") == 0)
+        return E(truncate(path, 1));
+    if (strcmp(name, "O_TRUNC") == 0) {
+        int fd = open(path, O_WRONLY | O_TRUNC);
+        if (fd < 0)
+            return err(errno);
+        close(fd);
+        return "ok";
+    }
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return err(errno);
+    int src = open("source", O_RDONLY);
+    REQUIRE(src >= 0);
+    struct iovec iov[2] = {{(void *)"a", 1}, {(void *)"b", 1}};
+    long r = -1;
+    if (strcmp(name, "write") == 0)
+        r = write(fd, "y", 1);
+    else if (strcmp(name, "pwrite") == 0)
+        r = pwrite(fd, "z", 1, 3);
+    else if (strcmp(name, "writev") == 0)
+        r = writev(fd, iov, 2);
+    else if (strcmp(name, "ftruncate") == 0)
+        r = ftruncate(fd, 0);
+    else if (strcmp(name, "fallocate") == 0)
+        r = fallocate(fd, 0, 0, 8192);
+    else if (strcmp(name, "sendfile") == 0)
+        r = sendfile(fd, src, NULL, 3);
+    else if (strcmp(name, "copy_file_range") == 0)
+        r = copy_file_range(src, NULL, fd, NULL, 3, 0);
+    int e = errno;
+    close(src);
+    close(fd);
+    return r < 0 ? err(e) : "ok";
+}
+
+/* The files each caller changes: (name prefix, mode, owner, mode the change leaves). */
+struct setid_case {
+    const char *prefix;
+    mode_t mode;
+    uid_t owner;
+    const char *after;
+};
+
+static const struct setid_case root_cases[] = {
+    {"root-4755", 04755, 0, "4755"},
+    {"root-2755", 02755, 0, "2755"},
+    {"root-6755", 06755, 0, "6755"},
+};
+
+static const struct setid_case nobody_cases[] = {
+    {"pub-4777", 04777, 0, "0777"},
+    {"pub-2777", 02777, 0, "0777"},
+    /* set-group-ID without group execute, the writer outside the file's group */
+    {"pub-2666", 02666, 0, "0666"},
+    {"own-4755", 04755, NOBODY, "0755"},
+    {"own-6755", 06755, NOBODY, "0755"},
+    /* ... and inside it (the file's group is nobody's): the bit stays */
+    {"own-2745", 02745, NOBODY, "2745"},
+};
+
+static void case_path(char *buf, size_t len, const struct setid_case *k, int c) {
+    snprintf(buf, len, "%s-%s", k->prefix, changes[c]);
+}
+
+static void make_cases(const struct setid_case *cases, int n) {
+    char path[256];
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < N_CHANGES; c++) {
+            case_path(path, sizeof path, &cases[i], c);
+            put(path, "data", cases[i].mode);
+            if (cases[i].owner != 0) {
+                REQUIRE(chown(path, cases[i].owner, cases[i].owner) == 0);
+                REQUIRE(chmod(path, cases[i].mode) == 0);
+            }
+        }
+}
+
+static void run_cases(const char *who, const struct setid_case *cases, int n) {
+    char path[256], what[400];
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < N_CHANGES; c++) {
+            case_path(path, sizeof path, &cases[i], c);
+            snprintf(what, sizeof what, "%s: %s of %s", who, changes[c], path);
+            expect(what, apply_change(c, path), "ok");
+            snprintf(what, sizeof what, "%s: mode of %s after it", who, path);
+            expect(what, mode_of(path), cases[i].after);
+        }
+}
+
+static void bindsetid_child(void) {
+    run_cases("nobody", nobody_cases, (int)(sizeof nobody_cases / sizeof nobody_cases[0]));
+}
+
+static void section_bindsetid(void) {
+    enter("bindsetid");
+    put("source", "src", 0644);
+    make_cases(root_cases, (int)(sizeof root_cases / sizeof root_cases[0]));
+    make_cases(nobody_cases, (int)(sizeof nobody_cases / sizeof nobody_cases[0]));
+    run_cases("root", root_cases, (int)(sizeof root_cases / sizeof root_cases[0]));
+    as_nobody(bindsetid_child);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* realids: access(2) uses the real ids (for the walk too), AT_EACCESS the effective ones */
 
 static void section_realids(void) {
@@ -427,7 +547,8 @@ int main(int argc, char **argv) {
         void (*fn)(void);
     } sections[] = {
         {"walk", section_walk},     {"files", section_files}, {"attrs", section_attrs},
-        {"exec", section_exec},     {"setid", section_setid}, {"realids", section_realids},
+        {"exec", section_exec},     {"setid", section_setid}, {"bindsetid", section_bindsetid},
+        {"realids", section_realids},
         {"noexec", section_noexec},
     };
     /* Sections that only run when named. */

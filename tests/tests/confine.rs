@@ -80,7 +80,7 @@ fn wait_status(b: &Bundle, id: &str, status: &str) {
 }
 
 #[test]
-fn boot_process_has_no_new_privs_seccomp_only_cap_fsetid_and_its_own_root_and_namespaces() {
+fn boot_process_has_no_new_privs_seccomp_no_capabilities_and_its_own_root_and_namespaces() {
     let id = &format!("cf-status-{}", std::process::id());
     let b = Bundle::new("confine-status", &["sleep", "1000"]);
     let created = b.create(id);
@@ -88,16 +88,16 @@ fn boot_process_has_no_new_privs_seccomp_only_cap_fsetid_and_its_own_root_and_na
 
     assert_eq!(status_field(pid, "NoNewPrivs"), "1");
     assert_eq!(status_field(pid, "Seccomp"), "2", "seccomp filter mode");
-    // The test runs as root with every capability; the sandbox keeps only CAP_FSETID (bit
-    // 4: its writes to donated host files must not clear set-user-ID bits the guest keeps).
+    // The test runs as root with every capability; the sandbox, in its own user namespace,
+    // keeps none (its one need, set-ID bits on donated host files, goes through the gofer).
     assert_ne!(
         status_field(std::process::id() as i32, "CapEff"),
         "0000000000000000",
         "the test must run as root"
     );
-    assert_eq!(status_field(pid, "CapEff"), "0000000000000010");
-    assert_eq!(status_field(pid, "CapPrm"), "0000000000000010");
-    assert_eq!(status_field(pid, "CapBnd"), "0000000000000010");
+    assert_eq!(status_field(pid, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(pid, "CapPrm"), "0000000000000000");
+    assert_eq!(status_field(pid, "CapBnd"), "0000000000000000");
     assert_eq!(status_field(pid, "CapInh"), "0000000000000000");
     assert_eq!(status_field(pid, "CapAmb"), "0000000000000000");
 
@@ -390,11 +390,12 @@ fn create_with(b: &Bundle, id: &str, flags: &[&str]) -> i32 {
 }
 
 #[test]
-fn host_network_or_a_writable_host_tree_keep_the_host_user_namespace() {
+fn host_network_keeps_the_host_user_namespace_and_writable_host_trees_get_their_own() {
     // With --network=host the sentry needs CAP_NET_RAW/CAP_NET_BIND_SERVICE over the
-    // host's network namespace; writing host files itself it needs CAP_FSETID of the
-    // host's user namespace (set-ID bits a privileged guest keeps). Both stay host root,
-    // with the same capabilities as before, in their own PID namespace.
+    // host's network namespace: it stays host root, in its own PID namespace. Writing host
+    // files itself (a writable root without the overlay, a writable bind mount) it is host
+    // nobody in its own user namespace like any other sandbox: the set-ID bits a
+    // privileged guest keeps on those writes are put back through the gofer (perms.rs).
     let bind_src = rvisor_tests::TempDir::new("confine-hostns-bind");
     let writable_bind = |c: &mut Value| {
         c["mounts"].as_array_mut().unwrap().push(json!({
@@ -403,33 +404,50 @@ fn host_network_or_a_writable_host_tree_keep_the_host_user_namespace() {
         }))
     };
     let writable_root = |c: &mut Value| c["root"]["readonly"] = json!(false);
-    let cases: [(&[&str], &dyn Fn(&mut Value), &str); 3] = [
-        (&["--network=host"], &|_| {}, "0000000000002410"),
-        (&["--overlay=none"], &writable_root, "0000000000000010"),
-        (&[], &writable_bind, "0000000000000010"),
+    // (runtime flags, config edit, own user namespace, CapEff)
+    let cases: [(&[&str], &dyn Fn(&mut Value), bool, &str); 3] = [
+        (&["--network=host"], &|_| {}, false, "0000000000002410"),
+        (&["--overlay=none"], &writable_root, true, "0000000000000000"),
+        (&[], &writable_bind, true, "0000000000000000"),
     ];
-    for (i, (flags, edit, cap_eff)) in cases.into_iter().enumerate() {
+    for (i, (flags, edit, own_userns, cap_eff)) in cases.into_iter().enumerate() {
         let b = Bundle::new(&format!("confine-hostns{i}"), &["sleep", "1000"]);
         b.edit(edit);
         let id = &format!("cf-hostns{i}-{}", std::process::id());
         let pid = create_with(&b, id, flags);
-        assert_eq!(
-            ns_of("self", "user"),
-            ns_of(&pid.to_string(), "user"),
-            "{flags:?}"
-        );
+        let shares_host_userns = ns_of("self", "user") == ns_of(&pid.to_string(), "user");
+        assert_eq!(shares_host_userns, !own_userns, "case {i} {flags:?}");
         assert_ne!(
             ns_of("self", "pid"),
             ns_of(&pid.to_string(), "pid"),
             "{flags:?}"
         );
         assert_eq!(status_field(pid, "NSpid"), format!("{pid}\t1"));
-        assert_eq!(status_field(pid, "Uid"), "0\t0\t0\t0", "{flags:?}");
+        let (host_ids, map) = if own_userns {
+            ("65534\t65534\t65534\t65534", vec!["0", "65534", "1"])
+        } else {
+            ("0\t0\t0\t0", vec!["0", "0", "4294967295"])
+        };
+        assert_eq!(status_field(pid, "Uid"), host_ids, "case {i} {flags:?}");
+        assert_eq!(status_field(pid, "Gid"), host_ids, "case {i} {flags:?}");
+        for file in ["uid_map", "gid_map"] {
+            let m = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+            assert_eq!(m.split_whitespace().collect::<Vec<_>>(), map, "case {i} {flags:?} {file}: {m}");
+        }
         assert_eq!(status_field(pid, "CapEff"), cap_eff, "{flags:?}");
         assert_eq!(status_field(pid, "Seccomp"), "2");
         b.rv(&["start", id]).assert_code(0);
         let exec = b.rv(&["exec", id, "echo", "ok"]);
         assert_eq!(exec.stdout_str(), "ok\n", "{flags:?}: {}", exec.dump());
+        if i == 2 {
+            // The guest's root still writes the bind mount, and the file the gofer creates
+            // has the guest's owner (root), not the sandbox process's host nobody.
+            let w = b.rv(&["exec", id, "sh", "-c", "echo data > /data/f && cat /data/f"]);
+            assert_eq!(w.stdout_str(), "data\n", "{}", w.dump());
+            let meta = std::fs::metadata(bind_src.path().join("f")).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!((meta.uid(), meta.gid()), (0, 0));
+        }
         b.rv(&["delete", "--force", id]).assert_code(0);
     }
 }

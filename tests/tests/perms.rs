@@ -5,7 +5,8 @@
 //! protected hard links — and checks that writes by a non-root owner clear set-ID bits.
 //! The native run works in a fresh host folder, the sandboxed ones in its /dev/shm tmpfs
 //! and in a host folder through the gofer; outputs (one errno name per call) and exit
-//! statuses must match byte for byte.
+//! statuses must match byte for byte. Section bindsetid runs in an OCI container's writable
+//! bind mount, and the host files' modes afterwards must match the native run's too.
 
 use rvisor_tests::*;
 
@@ -111,4 +112,69 @@ fn execve_and_access_x_ok_refuse_files_on_a_noexec_mount() {
     if let Some(report) = compare(&native, &sandboxed, Compare::Bytes) {
         panic!("rvisor and native differ for noexec:\n{report}");
     }
+}
+
+/// The mode (with set-ID bits) and owner of every file in `dir`, by name.
+fn modes_in(dir: &std::path::Path) -> std::collections::BTreeMap<String, (u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            (e.file_name().to_string_lossy().into_owned(), (m.mode() & 0o7777, m.uid(), m.gid()))
+        })
+        .collect()
+}
+
+#[test]
+fn set_id_bits_in_a_writable_bind_mount_are_kept_for_root_and_cleared_for_others() {
+    // The common container case: a volume (a writable bind mount of a host folder), which
+    // the sentry writes through descriptors the gofer donated while it is host nobody in
+    // its own user namespace. Section bindsetid of c/perms.c changes root's and nobody's
+    // set-ID files in every way that clears set-ID bits (write, pwrite, writev, ftruncate,
+    // truncate, an O_TRUNC open, fallocate, sendfile, copy_file_range), one file each: a
+    // guest root keeps the bits, nobody loses them. Natively in a fresh folder and in an
+    // OCI container in a bind mount of another: the outputs must match byte for byte, and
+    // so must the host files' modes and owners afterwards.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: perms needs root (it drops to uid 65534 in a child)");
+        return;
+    }
+    let native_dir = fresh_dir("bindsetid-native");
+    let native = run_native(&Cmd::new(PERMS_PROG).args([&*native_dir.path().to_string_lossy(), "bindsetid"]));
+    native.assert_code(0);
+    assert!(native.stdout_str().starts_with("== bindsetid\n"), "{}", native.dump());
+
+    let volume = fresh_dir("bindsetid-volume");
+    let b = rvisor_tests::oci::Bundle::new("perms-bindsetid", &["/perms", "/data", "bindsetid"]);
+    let (src, prog) = (volume.path().to_string_lossy().into_owned(), PERMS_PROG.to_string());
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({ "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rw"] }));
+        mounts.push(serde_json::json!({ "destination": "/perms", "type": "bind", "source": prog, "options": ["rbind", "ro"] }));
+        // Docker's default capabilities: the guest's root has CAP_FSETID (keeps set-ID
+        // bits), CAP_CHOWN, CAP_SETUID and CAP_SETGID (becomes nobody).
+        let caps = serde_json::json!([
+            "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+            "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"
+        ]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+        c["process"]["capabilities"]["ambient"] = serde_json::json!([]);
+    });
+    let id = format!("perms-bindsetid-{}", std::process::id());
+    let sandboxed = b.rv(&["run", "--bundle", b.dir().to_str().unwrap(), &id]);
+    if let Some(report) = compare(&native, &sandboxed, Compare::Bytes) {
+        panic!("rvisor (in a writable bind mount) and native differ:\n{report}");
+    }
+    let native_modes = modes_in(&native_dir.path().join("bindsetid"));
+    assert!(native_modes.len() > 50, "{native_modes:?}");
+    assert_eq!(
+        modes_in(&volume.path().join("bindsetid")),
+        native_modes,
+        "host modes and owners after the sandboxed run (left) and the native one (right)"
+    );
 }

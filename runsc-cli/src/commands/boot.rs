@@ -93,10 +93,7 @@ pub fn run(g: &crate::GlobalFlags, mut args: BootArgs) -> anyhow::Result<i32> {
                 .with_context(|| format!("control socket {}", path.display()))?;
             io.control_listener = Some(l);
         }
-        let opts = crate::confine::Options::from_env(
-            spec.network.mode == rvisor_sentry::net::NetworkMode::Host,
-            writes_host_files(&spec),
-        );
+        let opts = crate::confine::Options::from_env(spec.network.mode == rvisor_sentry::net::NetworkMode::Host);
         crate::confine::confine_process(opts).context("confining the sandbox")?;
         io.confine = Some(crate::confine::seccomp_hook(opts));
         Ok((spec, gofer, stdio))
@@ -120,17 +117,6 @@ pub fn run(g: &crate::GlobalFlags, mut args: BootArgs) -> anyhow::Result<i32> {
             Ok(e.exit_code())
         }
     }
-}
-
-/// Whether the sandbox writes host files itself, through descriptors the gofer donated: a
-/// root that is neither read-only nor behind the in-memory overlay, or a bind mount
-/// without "ro" (the gofer serves those read-only, see `oci::plan`).
-fn writes_host_files(spec: &BootSpec) -> bool {
-    (!spec.overlay && !spec.root_read_only)
-        || spec.mounts.iter().any(|m| {
-            matches!(m.kind, rvisor_sentry::boot::MountKind::Bind { .. })
-                && !m.options.iter().any(|o| o == "ro")
-        })
 }
 
 /// Writes the error line to the ready fd, if the CLI waits on one.

@@ -29,7 +29,7 @@ pub fn run(args: HelpArgs) -> anyhow::Result<i32> {
                 write!(out, "{}", crate::confine::seccomp::render_markdown())?;
             } else {
                 write!(out, "{}", crate::confine::seccomp::render_text())?;
-                writeln!(out, "Capabilities kept: {}; with --network=host: {}.", crate::confine::caps::kept_names(false).join(", "), crate::confine::caps::kept_names(true).join(", "))?;
+                writeln!(out, "Capabilities kept: {} (in its own user namespace); with --network=host: {}.", crate::confine::caps::kept_list(false), crate::confine::caps::kept_list(true))?;
             }
             Ok(0)
         }

@@ -1,16 +1,20 @@
 //! Dropping the sandbox process's capabilities.
 //!
-//! The sandbox keeps one: CAP_FSETID, because it writes and truncates the host files the
-//! gofer donated on the guest's behalf, and without it the host kernel would clear their
-//! set-user-ID and set-group-ID bits on every write, even where the guest (as root) keeps
-//! them; the sentry clears them itself, following Linux's rules for the guest's
-//! credentials (the host kernel honours it only for a process in its initial user
-//! namespace, which is why such a sandbox keeps it, see `userns`). With `--network=host` it also keeps CAP_NET_RAW (guest raw and packet
-//! sockets, which the sentry allows only to a guest holding CAP_NET_RAW itself) and
-//! CAP_NET_BIND_SERVICE (guest servers on ports below 1024). Tracing the stubs needs no
-//! capability: they are the sandbox's own children, forked after the drop, with the same
-//! credentials. In a user namespace the sets are dropped after entering it (entering one
-//! grants every capability in it and resets the bounding set).
+//! In its own user namespace (every mode but `--network=host`) the sandbox keeps none: a
+//! capability held there applies only to objects of that namespace, and it needs none of
+//! them (set-ID bits the host clears on its writes to donated host files are put back
+//! through the gofer, see `sentry/src/vfs/host.rs`).
+//!
+//! With `--network=host` it stays in the host's user namespace and keeps three: CAP_FSETID,
+//! so that its writes to the host files the gofer donated do not make the host kernel clear
+//! set-user-ID and set-group-ID bits the guest (as root) keeps — the sentry clears them
+//! itself, following Linux's rules for the guest's credentials; CAP_NET_RAW (guest raw and
+//! packet sockets, which the sentry allows only to a guest holding CAP_NET_RAW itself) and
+//! CAP_NET_BIND_SERVICE (guest servers on ports below 1024).
+//!
+//! Tracing the stubs needs no capability: they are the sandbox's own children, forked after
+//! the drop, with the same credentials. In a user namespace the sets are dropped after
+//! entering it (entering one grants every capability in it and resets the bounding set).
 
 use super::ConfineError;
 
@@ -38,7 +42,17 @@ pub fn kept(host_network: bool) -> Vec<u32> {
     if host_network {
         vec![CAP_FSETID, CAP_NET_BIND_SERVICE, CAP_NET_RAW]
     } else {
-        vec![CAP_FSETID]
+        Vec::new()
+    }
+}
+
+/// The kept capabilities as a list for the help text ("none" when none are).
+pub fn kept_list(host_network: bool) -> String {
+    let names = kept_names(host_network);
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
     }
 }
 

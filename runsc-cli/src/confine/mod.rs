@@ -43,26 +43,22 @@ pub struct Options {
     /// `--network=host`: guest sockets are host sockets (socket calls and CAP_NET_RAW,
     /// CAP_NET_BIND_SERVICE stay).
     pub host_network: bool,
-    /// The sandbox writes host files through descriptors the gofer donated (a writable
-    /// root without the overlay, or a writable bind mount): see [`userns`] for why it then
-    /// keeps the host's user namespace.
-    pub writes_host_files: bool,
     /// `RVISOR_SECCOMP_AUDIT=1`: the filter logs what it would kill (see `dmesg`).
     pub audit: bool,
 }
 
 impl Options {
-    pub fn from_env(host_network: bool, writes_host_files: bool) -> Options {
+    pub fn from_env(host_network: bool) -> Options {
         Options {
             host_network,
-            writes_host_files,
             audit: std::env::var("RVISOR_SECCOMP_AUDIT").is_ok_and(|v| v == "1"),
         }
     }
 
-    /// Whether the sandbox process gets its own user namespace (when it runs as root).
+    /// Whether the sandbox process gets its own user namespace (when it runs as root): not
+    /// with the host's network (see [`userns`]).
     pub fn user_namespace(&self) -> bool {
-        !self.host_network && !self.writes_host_files
+        !self.host_network
     }
 }
 

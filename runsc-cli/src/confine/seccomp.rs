@@ -376,9 +376,9 @@ before init is created; any syscall not listed kills the sandbox (`SECCOMP_RET_K
 The stubs are forked from the sandbox process and inherit this filter under their own, tighter one. \
 `RVISOR_SECCOMP_AUDIT=1` in the environment of `rvisor` logs instead of killing (see `dmesg`).\n\n");
     s.push_str(&format!(
-        "Capabilities the sandbox process keeps (all others are dropped from every set, the bounding set included): {}; with `--network=host`: {}.\n\n",
-        super::caps::kept_names(false).join(", "),
-        super::caps::kept_names(true).join(", ")
+        "Capabilities the sandbox process keeps (all others are dropped from every set, the bounding set included): {} (in its own user namespace); with `--network=host`: {}.\n\n",
+        super::caps::kept_list(false),
+        super::caps::kept_list(true)
     ));
     s.push_str("| nr | syscall | why | arguments | when |\n|---|---|---|---|---|\n");
     for a in ALLOWED {

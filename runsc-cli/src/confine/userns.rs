@@ -14,18 +14,21 @@
 //! on a pipe until the parent has unshared, writes `/proc/<parent's host pid>/{uid,gid}_map`,
 //! and exits (the parent reaps it).
 //!
-//! Not done (the process stays host root, with the capabilities of [`super::caps`]):
-//! - with `--network=host`: the sentry then needs CAP_NET_RAW and CAP_NET_BIND_SERVICE
-//!   over the host's network namespace, which belongs to the initial user namespace, where
-//!   a capability held in a child namespace does not count;
-//! - when the sandbox writes host files itself through descriptors the gofer donated (a
-//!   writable root without the overlay, a writable bind mount): on such a write or
-//!   truncation the host kernel clears the file's set-user-ID/set-group-ID bits unless the
-//!   writer has CAP_FSETID in the *initial* user namespace (`setattr_should_drop_suidgid`
-//!   uses `capable()`), which no process in a child user namespace has, whatever its id
-//!   mapping (the identity mapping included). A guest root writing a set-ID file must keep
-//!   its bits as on Linux (tests/tests/perms.rs, section setid). Routing those writes
-//!   through the gofer would lift this.
+//! Not done with `--network=host` (the process stays host root, with the capabilities of
+//! [`super::caps`]): the sentry then needs CAP_NET_RAW and CAP_NET_BIND_SERVICE over the
+//! host's network namespace, which belongs to the initial user namespace, where a
+//! capability held in a child namespace does not count.
+//!
+//! Host files the sandbox writes itself, through descriptors the gofer donated (a writable
+//! root without the overlay, a writable bind mount), need no exception. On such a write or
+//! fallocate (truncations are the gofer's) the host kernel clears the set-user-ID and
+//! set-group-ID bits unless the writer has CAP_FSETID in the *initial* user namespace
+//! (`should_remove_suid` uses `capable()`), which no process in a child user namespace
+//! has. The sentry applies the guest's rule itself (a guest caller without CAP_FSETID loses
+//! the bits first) and then puts back, through the gofer (host root with CAP_FOWNER and
+//! CAP_FSETID), bits the host cleared that the guest keeps
+//! (`rvisor_sentry::vfs::host::SetIdKeeper`; tests/tests/perms.rs, sections setid and
+//! bindsetid).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn host_memory_limit_leaves_room_for_the_sentry_heap() {
-        assert_eq!(host_memory_limit(256 << 20), (256 + 32 + 64) << 20);
+        assert_eq!(host_memory_limit(256 << 20), (256 + 64 + 64) << 20);
         assert_eq!(host_memory_limit(u64::MAX), u64::MAX);
     }
 

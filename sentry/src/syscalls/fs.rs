@@ -95,8 +95,10 @@ fn sigpipe_on_epipe(t: &Task, r: SysResult) -> SysResult {
     r
 }
 
-/// Before a write of `count` bytes through `f`: a caller other than root clears the
-/// file's set-ID bits (a cheap check of the caller's id and the cached mode otherwise).
+/// Before a write of `count` bytes through `f`: a caller without CAP_FSETID clears the
+/// file's set-ID bits (a cheap check of the caller's capability and the cached mode
+/// otherwise). Bits a caller with CAP_FSETID keeps but the host kernel clears on the
+/// sentry's own write of a host file are put back by the file (`vfs::host::SetIdKeeper`).
 pub(super) fn remove_privs_before_write(t: &Task, f: &FileDescription, count: u64) -> Result<(), Errno> {
     if t.creds.capable(rvisor_syscalls::flags::capability::CAP_FSETID) || count == 0 || !f.writable() {
         return Ok(());
@@ -263,6 +265,10 @@ pub(super) fn open_dentry(t: &mut Task, dentry: Arc<Dentry>, flags: u32, created
     }
     if !created {
         check_open_permission(t, &dentry, flags)?;
+        // A truncating open clears set-ID bits as truncate(2) does.
+        if flags & O_TRUNC != 0 && inode.file_type() == S_IFREG {
+            crate::vfs::permission::remove_privs(&t.creds, &dentry)?;
+        }
     }
     // O_TRUNC is the filesystem's to apply, as it opens the file.
     let imp = inode.open(if created { flags & !O_TRUNC } else { flags })?;

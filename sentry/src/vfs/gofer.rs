@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use rvisor_gofer::client::{setattr_valid as sv, SetAttrMsg};
 use rvisor_gofer::{Fid, GoferClient, GoferError};
-use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFIFO, S_IFMT, S_IFREG};
+use rvisor_syscalls::flags::mode::{S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_ISGID, S_ISUID};
 use rvisor_syscalls::flags::open::{
     O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_EXCL, O_DIRECTORY, O_LARGEFILE, O_NOATIME, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY,
     O_RDWR, O_TRUNC, O_WRONLY,
@@ -16,7 +16,7 @@ use rvisor_syscalls::types::{Stat, Statfs};
 use rvisor_syscalls::Errno;
 
 use super::file::FileImpl;
-use super::host::{host_fallocate, HostRegularFile, PageCache};
+use super::host::{host_fallocate, keeping_set_id, HostRegularFile, PageCache, SetIdKeeper};
 use crate::mm::MemoryFile;
 use super::inode::{DirEntry, Inode, SetAttr, TimeSet};
 use super::pipe::Pipe;
@@ -48,13 +48,17 @@ pub struct GoferInode {
     created_fd: Mutex<Option<OwnedFd>>,
     file_type: u32,
     read_only: bool,
+    /// This inode, for the files opened from it to reach it without keeping it alive
+    /// (they put back set-ID bits through it, see [`SetIdKeeper`]).
+    me: Weak<GoferInode>,
 }
 
 impl GoferInode {
     /// The root of the served tree.
     pub fn attach(client: Arc<GoferClient>, memory: Arc<MemoryFile>, read_only: bool) -> Result<Arc<GoferInode>, Errno> {
         let (fid, st) = client.attach().map_err(errno)?;
-        Ok(Arc::new(GoferInode {
+        Ok(Arc::new_cyclic(|me| GoferInode {
+            me: me.clone(),
             client,
             fid,
             attr: Mutex::new(st),
@@ -69,7 +73,8 @@ impl GoferInode {
 
     /// The inode of a child fid of this directory with attributes `st`.
     fn child(&self, fid: Fid, st: Stat, created_fd: Option<OwnedFd>) -> Arc<GoferInode> {
-        Arc::new(GoferInode {
+        Arc::new_cyclic(|me| GoferInode {
+            me: me.clone(),
             client: self.client.clone(),
             fid,
             attr: Mutex::new(st),
@@ -108,7 +113,23 @@ impl GoferInode {
     pub fn open_host(&self, flags: u32) -> Result<Arc<HostRegularFile>, Errno> {
         // The VFS has resolved O_CREAT/O_EXCL already: the file exists.
         let fd = self.client.open(self.fid, flags & !(O_CREAT | O_EXCL)).map_err(errno)?;
-        Ok(Arc::new(HostRegularFile::new(fd)))
+        Ok(self.host_file(fd, flags & O_ACCMODE != O_RDONLY))
+    }
+
+    /// The implementation of an open of this file through host fd `fd`; one the guest may
+    /// write (`writable`) keeps the file's set-ID bits across the sentry's writes.
+    fn host_file(&self, fd: OwnedFd, writable: bool) -> Arc<HostRegularFile> {
+        if writable && self.file_type == S_IFREG && !self.read_only {
+            let me: Weak<dyn SetIdKeeper> = self.me.clone();
+            Arc::new(HostRegularFile::with_set_id_keeper(fd, me))
+        } else {
+            Arc::new(HostRegularFile::new(fd))
+        }
+    }
+
+    fn set_cached_mode(&self, mode: u32) {
+        let mut attr = self.attr.lock().unwrap_or_else(|p| p.into_inner());
+        attr.st_mode = (attr.st_mode & S_IFMT) | (mode & 0o7777);
     }
 }
 
@@ -179,7 +200,7 @@ impl Inode for GoferInode {
         if let Some(fd) = self.created_fd.lock().unwrap_or_else(|p| p.into_inner()).take() {
             // The open right after a create: the sentry's description enforces the access
             // mode and O_APPEND, so the read-write host fd serves any of them.
-            return Ok(Arc::new(HostRegularFile::new(fd)));
+            return Ok(self.host_file(fd, true));
         }
         let plain_read = flags & O_ACCMODE == O_RDONLY && flags & !(O_ACCMODE | SHAREABLE_FLAGS) == 0;
         if !plain_read || self.file_type != S_IFREG {
@@ -278,7 +299,7 @@ impl Inode for GoferInode {
             return Err(Errno::ENODEV);
         }
         let fd = self.client.open(self.fid, O_WRONLY).map_err(errno)?;
-        host_fallocate(&fd, mode, offset, len)?;
+        keeping_set_id(&fd, Some(self), || host_fallocate(&fd, mode, offset, len))?;
         self.refresh();
         Ok(())
     }
@@ -321,6 +342,11 @@ impl Inode for GoferInode {
             msg.uid = self.cached_stat()?.st_uid;
         }
         self.client.setattr(self.fid, msg).map_err(errno)?;
+        if msg.valid & sv::MODE != 0 {
+            // Right even if the refresh fails: a write must not put back set-ID bits
+            // this change cleared.
+            self.set_cached_mode(msg.mode);
+        }
         self.refresh();
         Ok(())
     }
@@ -342,6 +368,24 @@ impl Inode for GoferInode {
     fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
         self.writable()?;
         self.client.removexattr(self.fid, name).map_err(errno)
+    }
+}
+
+impl SetIdKeeper for GoferInode {
+    fn cached_set_id(&self) -> bool {
+        self.file_type == S_IFREG && self.attr.lock().unwrap_or_else(|p| p.into_inner()).st_mode & (S_ISUID | S_ISGID) != 0
+    }
+
+    fn restore(&self, host: &Stat, lost: u32) {
+        if lost != 0 {
+            let mode = (host.st_mode | lost) & 0o7777;
+            let msg = SetAttrMsg { valid: sv::MODE, mode, ..Default::default() };
+            match self.client.setattr(self.fid, msg) {
+                Ok(()) => return self.set_cached_mode(mode),
+                Err(e) => tracing::warn!(fid = self.fid, error = %e, "putting back set-ID bits the host cleared failed"),
+            }
+        }
+        self.set_cached_mode(host.st_mode);
     }
 }
 

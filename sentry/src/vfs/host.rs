@@ -39,6 +39,59 @@ pub(crate) fn host_fallocate(fd: &OwnedFd, mode: u32, offset: u64, len: u64) -> 
     }
 }
 
+/// The set-user-ID and set-group-ID bits.
+const SET_ID: u32 = rvisor_syscalls::flags::mode::S_ISUID | rvisor_syscalls::flags::mode::S_ISGID;
+
+/// Keeps a file's set-ID bits across changes the sentry makes to it itself, through a host
+/// fd the gofer donated.
+///
+/// On a write, a fallocate or a truncation the host kernel clears S_ISUID (and S_ISGID
+/// when group execute is on, or when the writer is not in the file's group) unless the
+/// writer has CAP_FSETID in the host's *initial* user namespace, which the sentry, in its
+/// own user namespace, never has. The guest's rules are the sentry's to apply: a caller
+/// without CAP_FSETID already had the bits cleared (`permission::remove_privs`), so bits
+/// still in the sandbox's cached mode are bits the guest keeps. The gofer, host root with
+/// CAP_FOWNER and CAP_FSETID, sets them back.
+pub trait SetIdKeeper: Send + Sync {
+    /// Whether the sandbox's cached mode of the file has a set-ID bit (no host call).
+    fn cached_set_id(&self) -> bool;
+    /// The host cleared `lost` (set-ID bits) in a change by the sentry, leaving `host`:
+    /// put them back and make the cached mode agree with the file's. With `lost` 0 the
+    /// file had no set-ID bit to lose: only the cached mode is corrected.
+    fn restore(&self, host: &Stat, lost: u32);
+}
+
+/// Runs `op`, a change of the host file `fd` made with the sentry's own credentials, and
+/// has `keeper` put back the set-ID bits the host cleared in it. A file whose cached mode
+/// has no set-ID bit (almost every file) costs one look at it; a set-ID one costs an fstat
+/// before and after, and a gofer round trip when the host did clear bits.
+pub(crate) fn keeping_set_id<R>(fd: &OwnedFd, keeper: Option<&dyn SetIdKeeper>, op: impl FnOnce() -> R) -> R {
+    let Some(keeper) = keeper.filter(|k| k.cached_set_id()) else {
+        return op();
+    };
+    // The host's bits before, not the cached ones: the cache may be stale (the file
+    // changed on the host), and bits the file did not have are never added.
+    let before = match host_fstat(fd) {
+        Ok(st) => st,
+        Err(_) => return op(),
+    };
+    let r = op();
+    if before.st_mode & SET_ID == 0 {
+        keeper.restore(&before, 0);
+        return r;
+    }
+    match host_fstat(fd) {
+        Ok(after) => {
+            let lost = before.st_mode & SET_ID & !after.st_mode;
+            if lost != 0 {
+                keeper.restore(&after, lost);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "fstat after a write to a set-ID file failed"),
+    }
+    r
+}
+
 fn pread_host(fd: &OwnedFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
     let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
     loop {
@@ -60,6 +113,8 @@ pub struct HostRegularFile {
     /// The file's page cache for shared mappings, for a file nobody can write through the
     /// sandbox (read-only opens of a read-only root).
     cache: Option<PageCache>,
+    /// For a writable file of a host tree: keeps its set-ID bits across writes.
+    keeper: Option<Weak<dyn SetIdKeeper>>,
 }
 
 /// Where a file keeps its page cache while anything maps it shared.
@@ -71,12 +126,17 @@ pub struct PageCache {
 
 impl HostRegularFile {
     pub fn new(fd: OwnedFd) -> HostRegularFile {
-        HostRegularFile { fd: Arc::new(fd), cache: None }
+        HostRegularFile { fd: Arc::new(fd), cache: None, keeper: None }
     }
 
     /// A read-only file whose shared mappings go through `cache`.
     pub fn with_page_cache(fd: OwnedFd, cache: PageCache) -> HostRegularFile {
-        HostRegularFile { fd: Arc::new(fd), cache: Some(cache) }
+        HostRegularFile { fd: Arc::new(fd), cache: Some(cache), keeper: None }
+    }
+
+    /// A file the guest may write, whose set-ID bits `keeper` keeps across writes.
+    pub fn with_set_id_keeper(fd: OwnedFd, keeper: Weak<dyn SetIdKeeper>) -> HostRegularFile {
+        HostRegularFile { fd: Arc::new(fd), cache: None, keeper: Some(keeper) }
     }
 }
 
@@ -100,12 +160,15 @@ impl FileImpl for HostRegularFile {
 
     fn write(&self, buf: &[u8], offset: u64, _flags: u32) -> Result<usize, Errno> {
         let off = i64::try_from(offset).map_err(|_| Errno::EFBIG)?;
-        // SAFETY: `buf` is a live slice; the kernel only reads `buf.len()` bytes from it.
-        let n = unsafe { libc::pwrite64(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
-        if n < 0 {
-            return Err(last_errno());
-        }
-        Ok(n as usize)
+        let keeper = self.keeper.as_ref().and_then(Weak::upgrade);
+        keeping_set_id(&self.fd, keeper.as_deref(), || {
+            // SAFETY: `buf` is a live slice; the kernel only reads `buf.len()` bytes from it.
+            let n = unsafe { libc::pwrite64(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
+            if n < 0 {
+                return Err(last_errno());
+            }
+            Ok(n as usize)
+        })
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
@@ -261,5 +324,66 @@ impl FileImpl for HostStream {
 
     fn sync(&self) -> Result<(), Errno> {
         Err(Errno::EINVAL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A keeper recording what it is asked, with a settable cached mode.
+    struct Recorder {
+        cached: u32,
+        calls: Mutex<Vec<(u32, u32)>>,
+    }
+
+    impl SetIdKeeper for Recorder {
+        fn cached_set_id(&self) -> bool {
+            self.cached & SET_ID != 0
+        }
+
+        fn restore(&self, host: &Stat, lost: u32) {
+            self.calls.lock().unwrap().push((host.st_mode & 0o7777, lost));
+        }
+    }
+
+    fn file_with_mode(name: &str, mode: u32) -> (std::path::PathBuf, OwnedFd) {
+        let path = std::env::temp_dir().join(format!("rvisor-setid-{name}-{}", std::process::id()));
+        let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        f.set_permissions(std::fs::Permissions::from_mode(mode)).unwrap();
+        (path, f.into())
+    }
+
+    /// The host's clearing, as it happens to a writer without CAP_FSETID of the host.
+    fn clear_set_id(fd: &OwnedFd) {
+        let mode = host_fstat(fd).unwrap().st_mode & 0o7777 & !SET_ID;
+        // SAFETY: fchmod on an owned, open descriptor.
+        assert_eq!(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }, 0);
+    }
+
+    #[test]
+    fn set_id_bits_the_host_clears_are_handed_to_the_keeper_and_nothing_else() {
+        let (path, fd) = file_with_mode("kept", 0o4755);
+        // A file whose cached mode has no set-ID bit: the keeper is not asked.
+        let plain = Recorder { cached: 0o100755, calls: Mutex::new(vec![]) };
+        assert_eq!(keeping_set_id(&fd, Some(&plain), || 7), 7);
+        assert!(plain.calls.lock().unwrap().is_empty());
+        // The host clears the bit in the change: the keeper gets the bit to put back.
+        let setid = Recorder { cached: 0o104755, calls: Mutex::new(vec![]) };
+        keeping_set_id(&fd, Some(&setid), || clear_set_id(&fd));
+        assert_eq!(*setid.calls.lock().unwrap(), vec![(0o755, 0o4000)]);
+        // The cache is stale (the host file has no set-ID bit): nothing is added, the
+        // keeper only corrects its cached mode.
+        let stale = Recorder { cached: 0o106755, calls: Mutex::new(vec![]) };
+        keeping_set_id(&fd, Some(&stale), || ());
+        assert_eq!(*stale.calls.lock().unwrap(), vec![(0o755, 0)]);
+        // Nothing cleared: nothing asked.
+        let (path2, fd2) = file_with_mode("unchanged", 0o2755);
+        let same = Recorder { cached: 0o102755, calls: Mutex::new(vec![]) };
+        keeping_set_id(&fd2, Some(&same), || ());
+        assert!(same.calls.lock().unwrap().is_empty());
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(path2);
     }
 }

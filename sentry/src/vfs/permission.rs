@@ -133,6 +133,18 @@ pub fn privs_to_remove(mode: u32) -> u32 {
     kill
 }
 
+/// The set-ID bits a write or truncation by `creds` (without CAP_FSETID) clears from a
+/// regular file with attributes `st`: [`privs_to_remove`], and since Linux 6.2 also a
+/// set-group-ID bit without group execute when the caller is not in the file's group
+/// (`setattr_should_drop_sgid`).
+pub fn privs_to_remove_for(creds: &Creds, st: &Stat) -> u32 {
+    let mut kill = privs_to_remove(st.st_mode);
+    if st.st_mode & S_ISGID != 0 && kill & S_ISGID == 0 && creds.fsgid != st.st_gid && !creds.groups.contains(&st.st_gid) {
+        kill |= S_ISGID;
+    }
+    kill
+}
+
 /// Linux's `file_remove_privs`: before a write, truncation or allocation changes a
 /// regular file, a caller without CAP_FSETID clears its set-ID bits. For such a caller —
 /// and for every file without those bits — this is a bit test and a look at the cached
@@ -145,8 +157,9 @@ pub fn remove_privs(creds: &Creds, d: &Dentry) -> Result<(), Errno> {
     if inode.file_type() != S_IFREG {
         return Ok(());
     }
-    let mode = inode.cached_stat()?.st_mode;
-    let kill = privs_to_remove(mode);
+    let st = inode.cached_stat()?;
+    let mode = st.st_mode;
+    let kill = privs_to_remove_for(creds, &st);
     if kill == 0 {
         return Ok(());
     }
@@ -257,5 +270,11 @@ mod tests {
             "mandatory-locking S_ISGID stays"
         );
         assert_eq!(privs_to_remove(0o100777), 0);
+        // Set-group-ID without group execute: kept for a member of the file's group only.
+        let member = user(1000, 50, vec![60]);
+        assert_eq!(privs_to_remove_for(&member, &st(0o102644, 0, 50)), 0);
+        assert_eq!(privs_to_remove_for(&member, &st(0o102644, 0, 60)), 0);
+        assert_eq!(privs_to_remove_for(&member, &st(0o102644, 0, 70)), S_ISGID);
+        assert_eq!(privs_to_remove_for(&member, &st(0o106644, 0, 70)), S_ISUID | S_ISGID);
     }
 }
