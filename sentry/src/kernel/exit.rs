@@ -82,19 +82,28 @@ fn release_user_memory_hooks(t: &mut Task) {
 fn finish_group(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     k.timers.remove(tg.tgid);
     crate::vfs::lock::process_exited(tg.tgid);
-    let (children, vfork_parent_waits) = {
-        let mut g = tg.lock();
-        g.state = TgState::Zombie(status);
-        g.shared_pending.clear();
-        (std::mem::take(&mut g.children), !g.vfork_done)
-    };
-    let _ = vfork_parent_waits;
+    // Children go to their new reaper before the group is seen as a zombie (Linux's
+    // forget_original_parent comes before exit_notify): a parent that reaps this group and
+    // then waits for the orphans it inherited must find them. A dying child may still hand
+    // its own children to this group (a subreaper) meanwhile, so repeat until none is left
+    // and become a zombie under the same lock.
+    loop {
+        let children = {
+            let mut g = tg.lock();
+            g.shared_pending.clear();
+            if g.children.is_empty() {
+                g.state = TgState::Zombie(status);
+                break;
+            }
+            std::mem::take(&mut g.children)
+        };
+        reparent(k, tg, children);
+    }
     tg.state_events.notify_all();
     k.control.group_exited(tg.tgid, status);
     if tg.tgid == 1 {
         k.init_exited(status);
     }
-    reparent(k, tg, children);
     notify_parent(k, tg, status);
 }
 
