@@ -15,6 +15,9 @@
 #include "rvtest.h"
 
 #include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -176,5 +179,49 @@ int main(void) {
         while (waitpid(-1, &st, 0) > 0) {}
     }
     out("orphaned zombies not yet init's when their parent was reaped, in 20 rounds: %d\n", missed);
+
+    /* An orphan's custom exit signal becomes SIGCHLD when init inherits it: a child made
+     * with exit signal SIGUSR1 whose parent is gone notifies init with SIGCHLD. */
+    sigset_t both, pend;
+    sigemptyset(&both);
+    sigaddset(&both, SIGUSR1);
+    sigaddset(&both, SIGCHLD);
+    REQUIRE(sigprocmask(SIG_BLOCK, &both, NULL) == 0);
+    int go[2];
+    REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
+    middle = fork();
+    REQUIRE(middle >= 0);
+    if (middle == 0) {
+        close(ready[0]);
+        pid_t g = (pid_t)syscall(SYS_clone, (long)SIGUSR1, 0L, 0L, 0L, 0L);
+        if (g < 0)
+            _exit(50);
+        if (g == 0) {
+            /* Exits when init says so (after it inherited this process). */
+            close(go[1]);
+            char c;
+            _exit(read(go[0], &c, 1) == 1 ? 7 : 8);
+        }
+        write_all(ready[1], &g, sizeof g);
+        _exit(0);
+    }
+    close(ready[1]);
+    close(go[0]);
+    pid_t orphan;
+    REQUIRE(read(ready[0], &orphan, sizeof orphan) == sizeof orphan);
+    close(ready[0]);
+    REQUIRE(waitpid(middle, &st, 0) == middle);
+    /* Drop the SIGCHLD of the middle process, then let the orphan exit and reap it (made
+     * as a clone child, exit signal not SIGCHLD: __WALL). */
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&both, NULL, &zero) > 0) {}
+    write_all(go[1], "g", 1);
+    close(go[1]);
+    w = waitpid(orphan, &st, __WALL);
+    REQUIRE(sigpending(&pend) == 0);
+    out("orphan made with exit signal SIGUSR1 reaped by init: %s, status %d; init got SIGCHLD: %s, SIGUSR1: %s\n",
+        w == orphan ? "yes" : "no", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+        sigismember(&pend, SIGCHLD) ? "yes" : "no", sigismember(&pend, SIGUSR1) ? "yes" : "no");
+    REQUIRE(sigprocmask(SIG_UNBLOCK, &both, NULL) == 0);
     return failures;
 }

@@ -126,6 +126,9 @@ fn reparent(k: &Arc<Kernel>, dying: &Arc<ThreadGroup>, children: Vec<Arc<ThreadG
         let (zombie, threads) = {
             let mut g = c.lock();
             g.parent = reaper.as_ref().map(Arc::downgrade).unwrap_or_default();
+            // Linux's reparent_leader ("we don't want people slaying init"): an orphan's
+            // custom exit signal (clone's CSIGNAL, e.g. SIGKILL) becomes SIGCHLD.
+            g.exit_signal = SIGCHLD;
             (matches!(g.state, TgState::Zombie(_)), g.threads.clone())
         };
         // PR_SET_PDEATHSIG: the child's threads asked for a signal when their parent died.
