@@ -64,6 +64,8 @@ pub mod progs {
     pub const EXEC_THREAD: &str = env!("RVISOR_TEST_PROG_EXEC_THREAD");
     /// `c/vfork_exec.c`: vfork + exec/_exit, posix_spawn.
     pub const VFORK_EXEC: &str = env!("RVISOR_TEST_PROG_VFORK_EXEC");
+    /// `c/exit_signal.c`: a custom exit signal becomes SIGCHLD once the parent exec'd.
+    pub const EXIT_SIGNAL: &str = env!("RVISOR_TEST_PROG_EXIT_SIGNAL");
     /// `c/reparent.c`: zombies, orphans reparented to init (pid 1) and reaped by it.
     pub const REPARENT: &str = env!("RVISOR_TEST_PROG_REPARENT");
     /// `c/runaway.c`: a tree of processes that never end; prints "ready", waits for stdin.

@@ -201,3 +201,14 @@ fn sandbox_ends_promptly_when_its_first_process_exits_leaving_no_host_processes(
 fn orphan_gets_its_pdeath_signal_and_goes_to_the_child_subreaper() {
     assert_same_as_init(&Cmd::new(progs::SUBREAPER));
 }
+
+#[test]
+fn a_custom_exit_signal_becomes_sigchld_once_the_parent_has_execed() {
+    let (native, _) = assert_same(&Cmd::new(progs::EXIT_SIGNAL));
+    native.assert_code(0);
+    assert!(
+        native.stdout_str().contains("after the parent exec'd: reaped yes, status 5, SIGUSR1 pending no, SIGCHLD pending yes"),
+        "{}",
+        native.dump()
+    );
+}

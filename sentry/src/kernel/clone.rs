@@ -168,6 +168,13 @@ pub fn do_clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         };
         let weak = parent.as_ref().map(Arc::downgrade).unwrap_or_default();
         let tg = ThreadGroup::new(tid, weak, pgid, sid, a.exit_signal, handlers);
+        // The exec generation of the parent the new group reports to (with CLONE_PARENT,
+        // the creator's own parent: the creator's record of it).
+        tg.lock().parent_exec_id = if f & CLONE_PARENT != 0 {
+            parent_tg.lock().parent_exec_id
+        } else {
+            parent_tg.self_exec_id.load(std::sync::atomic::Ordering::Relaxed)
+        };
         for (mine, theirs) in [(&tg.oom_score_adj, &parent_tg.oom_score_adj), (&tg.oom_score_adj_min, &parent_tg.oom_score_adj_min)] {
             mine.store(theirs.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
         }

@@ -200,6 +200,7 @@ impl Task {
         *tg.handlers.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(std::sync::Mutex::new(fresh));
         self.altstack = rvisor_syscalls::types::SigAltStack { ss_flags: rvisor_syscalls::flags::signal::SS_DISABLE, ..Default::default() };
         self.robust_list = (0, 0);
+        tg.self_exec_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // A vfork parent waits for this moment.
         tg.lock().vfork_done = true;
         tg.state_events.notify_all();

@@ -158,7 +158,16 @@ fn notify_parent(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
         reap(k, tg);
         return;
     };
-    let exit_signal = tg.lock().exit_signal;
+    let exit_signal = {
+        let g = tg.lock();
+        // A parent that exec'd since this child was made gets SIGCHLD, never the custom
+        // signal its earlier image asked for (Linux's do_notify_parent).
+        if g.exit_signal != SIGCHLD && g.parent_exec_id != parent.self_exec_id.load(std::sync::atomic::Ordering::Relaxed) {
+            SIGCHLD
+        } else {
+            g.exit_signal
+        }
+    };
     let act = action_of(&parent, SIGCHLD);
     let auto_reap = exit_signal == SIGCHLD && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0);
     if exit_signal != 0 && act.handler != SIG_IGN {

@@ -52,6 +52,9 @@ pub struct TgInner {
     pub child_subreaper: bool,
     /// Set when the group's leader has exec'd a new image (vfork parents wait for it).
     pub vfork_done: bool,
+    /// The parent's `self_exec_id` when this group was made (Linux's `parent_exec_id`): a
+    /// custom exit signal is sent only to a parent that has not exec'd since.
+    pub parent_exec_id: u64,
 }
 
 /// A process.
@@ -78,6 +81,8 @@ pub struct ThreadGroup {
     /// The name (comm) /proc shows once the group has no live thread (a zombie): the
     /// leader's when it exits, else the last thread's.
     pub exited_comm: Mutex<Vec<u8>>,
+    /// How many execve calls the group has made (Linux's `self_exec_id`).
+    pub self_exec_id: AtomicU64,
     /// /proc/PID/oom_score_adj (-1000..=1000): inherited at fork, kept across execve.
     pub oom_score_adj: AtomicI32,
     /// The lowest oom_score_adj the group may go back to without CAP_SYS_RESOURCE (the
@@ -102,6 +107,7 @@ impl ThreadGroup {
                 stopped: false,
                 child_subreaper: false,
                 vfork_done: false,
+                parent_exec_id: 0,
             }),
             handlers: Mutex::new(handlers),
             child_events: WaitQueue::new(),
@@ -114,6 +120,7 @@ impl ThreadGroup {
             exited_comm: Mutex::new(Vec::new()),
             oom_score_adj: AtomicI32::new(0),
             oom_score_adj_min: AtomicI32::new(0),
+            self_exec_id: AtomicU64::new(0),
         })
     }
 
