@@ -62,3 +62,25 @@ fn unimplemented_syscall_returns_enosys_and_is_logged_once() {
             .collect::<std::collections::BTreeSet<_>>()
     );
 }
+
+/// Each sandbox process writes its own log, named by its host pid (it is pid 1 of its own
+/// PID namespace, so a name from its own pid would make every sandbox share one file).
+#[test]
+fn each_sandbox_process_gets_its_own_log_named_by_its_host_pid() {
+    let logs = TempDir::new("debug-log-names");
+    let log_dir = logs.path().to_str().unwrap();
+    for _ in 0..2 {
+        run_rvisor(&["--debug-log", log_dir], &Cmd::new("/bin/true")).assert_code(0);
+    }
+    let mut boot_logs: Vec<String> = std::fs::read_dir(logs.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rvisor.boot."))
+        .collect();
+    boot_logs.sort();
+    assert_eq!(boot_logs.len(), 2, "{boot_logs:?}");
+    assert!(
+        !boot_logs.iter().any(|n| n == "rvisor.boot.1.log"),
+        "a boot log is named by the namespace pid: {boot_logs:?}"
+    );
+}
