@@ -45,6 +45,19 @@ struct Sandbox {
     _dir: TempDir,
 }
 
+/// A test that fails midway must not leave the sandbox waiting for Start: it holds the test
+/// runner's output pipe and the whole run would never end.
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for c in [&mut self.boot, &mut self.gofer] {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
 struct TempDir(std::path::PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -54,7 +67,10 @@ impl Drop for TempDir {
 
 /// Starts gofer + sandbox over the host root with `args` as init, held until Start.
 fn start_sandbox(args: &[&str], extra: Value) -> Sandbox {
-    let dir = std::env::temp_dir().join(format!("rvisor-control-{}-{}", std::process::id(), args.len()));
+    // One directory per sandbox: tests run in parallel, and a finished test removes its own.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("rvisor-control-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("control.sock");
