@@ -7,15 +7,6 @@ use tracing_subscriber::EnvFilter;
 
 use crate::GlobalFlags;
 
-/// The process's pid as the host sees it: the sandbox process is pid 1 of its own PID
-/// namespace, but the /proc it still sees at this point is the host's.
-fn host_pid() -> u32 {
-    std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(std::process::id)
-}
-
 /// Installs the global subscriber for a process playing `role` ("do", "boot", "gofer").
 pub fn init(g: &GlobalFlags, role: &str) {
     let default_level = if g.debug { "debug" } else { "info" };
@@ -23,7 +14,7 @@ pub fn init(g: &GlobalFlags, role: &str) {
     let json = g.log_format == "json";
     if let Some(dir) = &g.debug_log {
         let _ = std::fs::create_dir_all(dir);
-        let path = format!("{}/rvisor.{}.{}.log", dir.trim_end_matches('/'), role, host_pid());
+        let path = format!("{}/rvisor.{}.{}.log", dir.trim_end_matches('/'), role, crate::spawn::host_pid().unwrap_or_else(|_| std::process::id()));
         if let Ok(file) = OpenOptions::new().create(true).append(true).open(&path) {
             let b = tracing_subscriber::fmt().with_env_filter(filter()).with_ansi(false).with_writer(std::sync::Mutex::new(file));
             let _ = if json { b.json().try_init() } else { b.try_init() };

@@ -155,3 +155,13 @@ pub fn spawn_sandbox(mut cmd: Command) -> std::io::Result<std::process::Child> {
         ))
     })
 }
+
+/// The calling process's pid as the host sees it, read from the host's /proc: the sandbox
+/// process is pid 1 of its own PID namespace, so `getpid` would say 1. Only meaningful
+/// while the process still sees the host's /proc (before it pivots into its empty root).
+pub fn host_pid() -> std::io::Result<u32> {
+    let link = std::fs::read_link("/proc/self")?;
+    link.to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("/proc/self points to {}", link.display())))
+}

@@ -30,35 +30,17 @@ const THREAD_MARGIN: usize = 4;
 
 #[test]
 fn regression_seeds_do_not_break_the_sentry() {
-    let mut args = vec!["seeds", "8"];
-    args.extend_from_slice(REGRESSION_SEEDS);
-    let o = run_rvisor_do(
-        &[],
-        &["--cwd", "/dev/shm"],
-        &Cmd::new(progs::FUZZ).args(&args),
-    );
-    assert!(!looks_like_panic(&o.stderr), "{}", o.dump());
-    o.assert_code(0);
-    let want = format!(
-        "batches done: {}, odd deaths: 0, stuck: 0\n",
-        8 * REGRESSION_SEEDS.len()
-    );
-    assert_eq!(o.stdout_str(), want, "{}", o.dump());
-
-    let mut args = vec!["batch"];
-    args.extend_from_slice(REGRESSION_BATCHES);
-    let o = run_rvisor_do(
-        &[],
-        &["--cwd", "/dev/shm"],
-        &Cmd::new(progs::FUZZ).args(&args),
-    );
-    assert!(!looks_like_panic(&o.stderr), "{}", o.dump());
-    o.assert_code(0);
-    let want = format!(
-        "batches done: {}, odd deaths: 0, stuck: 0\n",
-        REGRESSION_BATCHES.len()
-    );
-    assert_eq!(o.stdout_str(), want, "{}", o.dump());
+    let run = |mode: &[&str], inputs: &[&str], batches: usize| {
+        let mut args = mode.to_vec();
+        args.extend_from_slice(inputs);
+        let o = run_rvisor_do(&[], &["--cwd", "/dev/shm"], &Cmd::new(progs::FUZZ).args(&args));
+        assert!(!looks_like_panic(&o.stderr), "{}", o.dump());
+        o.assert_code(0);
+        let want = format!("batches done: {batches}, odd deaths: 0, stuck: 0\n");
+        assert_eq!(o.stdout_str(), want, "{}", o.dump());
+    };
+    run(&["seeds", "8"], REGRESSION_SEEDS, 8 * REGRESSION_SEEDS.len());
+    run(&["batch"], REGRESSION_BATCHES, REGRESSION_BATCHES.len());
 }
 
 /// The fuzzing budget in seconds.

@@ -79,11 +79,10 @@ unsafe fn write_file(path: &CString, line: &[u8]) -> bool {
 pub fn prepare() -> Result<Mapper, ConfineError> {
     // The process's pid in the host's /proc, which the helper (staying in the host's mount
     // namespace) writes through; inside its own PID namespace the process is pid 1.
-    let host_pid = std::fs::read_link("/proc/self").map_err(|e| ConfineError::Sys {
+    let host_pid = crate::spawn::host_pid().map_err(|e| ConfineError::Sys {
         what: "reading /proc/self",
         source: e,
     })?;
-    let host_pid = host_pid.to_string_lossy().into_owned();
     let path = |name: &str| {
         CString::new(format!("/proc/{host_pid}/{name}")).map_err(|_| ConfineError::NoProc)
     };
