@@ -178,7 +178,7 @@ impl Drop for Master {
 /// cgroup has room for every guest task's host threads and stubs, but an exited guest
 /// process's stub and threads are torn down asynchronously: under a fork bomb the host
 /// count can touch the limit for a moment after the guest count has dropped.
-const EAGAIN_PATIENCE: Duration = Duration::from_millis(500);
+const EAGAIN_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Runs `f` again (after a short, growing pause) while it fails with a host EAGAIN, for at
 /// most [`EAGAIN_PATIENCE`].
