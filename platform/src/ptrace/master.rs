@@ -4,14 +4,18 @@
 //! per guest task), so no task thread can own a stub process: the stub would die with it
 //! (`PR_SET_PDEATHSIG` and `PTRACE_O_EXITKILL` follow the *thread*). Instead
 //! `new_address_space` starts a master thread that
-//! - forks the stub process, so it is the stub's parent and the tracer of its first thread
-//!   (with `PTRACE_O_EXITKILL`: no stub outlives its master, hence the sentry);
+//! - has the platform's zygote fork the stub process and seizes it, so it is the tracer of
+//!   the stub's first thread (with `PTRACE_O_EXITKILL`: no stub outlives its master, hence
+//!   the sentry);
 //! - blocks every signal of that first thread, which never runs guest code;
 //! - makes new stub threads on request ([`Master::new_thread`]) by injecting `clone` into
 //!   the first thread; the requesting host thread then attaches to the new thread itself
 //!   (`stub::attach_new_thread`);
 //! - at the end ([`Master::shutdown`]) kills the stub process if it still lives and reaps
 //!   the first thread, then exits.
+//!
+//! The zygote has a master thread of its own (made once per platform, [`Origin::Sentry`]):
+//! it forks the zygote from the sentry and serves [`Master::fork_stub`] requests.
 //!
 //! Why not `CLONE_PTRACE` and `PTRACE_DETACH` with `SIGSTOP` as gVisor does: a `SIGSTOP`
 //! delivered to an untraced thread starts a group stop of the whole stub process, which
@@ -21,7 +25,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -45,8 +49,20 @@ enum Request {
         cpu: Option<usize>,
         reply: SyncSender<Result<i32, PlatformError>>,
     },
+    /// (The zygote's master.) Fork a new stub; reply with its pid.
+    Fork {
+        reply: SyncSender<Result<i32, PlatformError>>,
+    },
     /// Kill the stub if needed, reap the first thread and exit.
     Shutdown,
+}
+
+/// Where a master's stub process comes from.
+pub enum Origin {
+    /// Forked from the sentry, holding this memory file: the zygote.
+    Sentry(OwnedFd),
+    /// Forked from the zygote that this master serves.
+    Zygote(Arc<Master>),
 }
 
 /// Handle on a running master thread.
@@ -64,25 +80,31 @@ impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Request::NewThread { .. } => f.write_str("NewThread"),
+            Request::Fork { .. } => f.write_str("Fork"),
             Request::Shutdown => f.write_str("Shutdown"),
         }
     }
 }
 
 impl Master {
-    /// Starts the master thread and waits until its stub process is ready. `memfd` becomes
-    /// the stub's memory file (the master closes its copy once the stub is forked).
-    pub fn start(memfd: OwnedFd) -> Result<Master, PlatformError> {
+    /// Starts the master thread and waits until its stub process is ready. A zygote's
+    /// memory file becomes its (and every stub's) [`super::STUB_MEMFD`]; the master closes
+    /// its copy once the zygote is forked.
+    pub fn start(origin: Origin) -> Result<Master, PlatformError> {
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let (tx, rx) = mpsc::channel();
-        let mut job = Some(move || master_main(memfd, rx, ready_tx));
+        let name = match origin {
+            Origin::Sentry(_) => "rvisor-zygote",
+            Origin::Zygote(_) => "rvisor-stub",
+        };
+        let mut job = Some(move || master_main(origin, rx, ready_tx));
         let thread = retry_eagain(|| {
             // A failed spawn drops its closure, so hand it one that takes the job only
             // when it runs, and keep the job for the next attempt otherwise.
             let slot = std::sync::Arc::new(Mutex::new(job.take()));
             let theirs = slot.clone();
             let r = std::thread::Builder::new()
-                .name("rvisor-stub".into())
+                .name(name.into())
                 .stack_size(256 << 10)
                 .spawn(move || {
                     if let Some(f) = theirs.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -155,6 +177,14 @@ impl Master {
         }
     }
 
+    /// Has the zygote's master fork a new stub process (untraced, waiting in the blob's
+    /// `pause` loop) and returns its pid.
+    pub fn fork_stub(&self) -> Result<i32, PlatformError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Request::Fork { reply })?;
+        answer.recv().map_err(|_| self.master_gone())?
+    }
+
     /// Makes the master kill the stub process (if it still lives), reap its first thread
     /// and exit; waits for that. The caller must have reaped the other stub threads
     /// ([`stub::reap_killed`]) — the first thread cannot be reaped before them.
@@ -210,18 +240,23 @@ fn process_is_dead(pid: i32) -> bool {
 }
 
 fn master_main(
-    memfd: OwnedFd,
+    origin: Origin,
     requests: Receiver<Request>,
     ready: SyncSender<Result<(i32, FpKind), PlatformError>>,
 ) {
-    let leader = match retry_eagain(|| stub::spawn(memfd.as_fd())) {
+    let made = match origin {
+        Origin::Sentry(memfd) => retry_eagain(|| stub::spawn_zygote(memfd.as_fd())),
+        Origin::Zygote(zygote) => zygote
+            .fork_stub()
+            .and_then(|pid| stub::attach_new_process(pid, zygote.fp_kind)),
+    };
+    let leader = match made {
         Ok(t) => t,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    drop(memfd);
     let tgid = leader.tgid;
     {
         let mut st = leader.lock();
@@ -252,6 +287,13 @@ fn master_main(
                 let r = retry_eagain(|| stub::clone_thread(&leader));
                 if let Err(e) = &r {
                     tracing::debug!(pid = tgid, error = %e, "cannot make a stub thread");
+                }
+                let _ = reply.send(r);
+            }
+            Request::Fork { reply } => {
+                let r = retry_eagain(|| stub::fork_stub(&leader));
+                if let Err(e) = &r {
+                    tracing::debug!(pid = tgid, error = %e, "cannot fork a stub");
                 }
                 let _ = reply.send(r);
             }

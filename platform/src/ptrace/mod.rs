@@ -3,7 +3,9 @@
 //! - **One stub process per address space** ([`PtraceAddressSpace`]), reduced to a single
 //!   page of code at [`STUB_ADDR`] (see `stub.rs`); guest memory is the sentry's memory file,
 //!   mapped into the stub by injecting `mmap(.., MAP_SHARED | MAP_FIXED, STUB_MEMFD, offset)`
-//!   calls.
+//!   calls. Stubs are forked from a **zygote**, a stub process the platform forks from the
+//!   sentry when it is made, before the sentry confines itself: the sentry itself never
+//!   forks, makes a page executable or maps anything executable.
 //! - **One stub thread per host thread using the address space.** ptrace relationships
 //!   belong to host *threads*, so a host thread can only run guest code (or inject a
 //!   mapping) in a stub thread it traces. Each address space has a **master thread**
@@ -50,17 +52,17 @@ mod sys;
 mod threads;
 
 use std::any::Any;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use context::PtraceContext;
 pub use cpu::pin_current_thread;
-pub use stub::{STUB_ADDR, STUB_MEMFD, STUB_SIZE};
+pub use stub::{STUB_ADDR, STUB_FPROG_ADDR, STUB_MEMFD, STUB_SIZE};
 pub use seccomp::STUB_CLONE_FLAGS;
 
 use crate::{AddressSpace, Context, FpState, Perms, Platform, PlatformError, Regs};
 use mappings::MappingSet;
-use master::Master;
+use master::{Master, Origin};
 use stub::StubThread;
 use threads::SpaceThreads;
 
@@ -69,16 +71,18 @@ pub const INTERRUPT_SIGNAL: i32 = libc::SIGCHLD;
 
 const PAGE_SIZE: u64 = 0x1000;
 
-/// The ptrace platform. Holds a duplicate of the sentry's memory file, which every stub
-/// receives as [`STUB_MEMFD`].
+/// The ptrace platform. Holds the zygote every stub process is forked from (see
+/// `stub.rs`), which holds the sentry's memory file as [`STUB_MEMFD`].
 #[derive(Debug)]
 pub struct PtracePlatform {
-    memfd: OwnedFd,
+    zygote: Arc<Master>,
 }
 
 impl PtracePlatform {
     /// A platform mapping guest memory from `memfd` (the sentry's memory file, a memfd
-    /// opened read-write). Reserves the stub page in the sentry (see [`STUB_ADDR`]).
+    /// opened read-write). Reserves the stub page in the sentry (see [`STUB_ADDR`]) and
+    /// forks the zygote, so it must be made before the sentry installs its seccomp filter
+    /// (which forbids forks and executable mappings).
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Self, PlatformError> {
         stub::reserve_stub_page()?;
         cpu::note_allowed_cpus();
@@ -88,22 +92,22 @@ impl PtracePlatform {
                 call: "dup (memory file)",
                 source,
             })?;
-        Ok(PtracePlatform { memfd })
+        let zygote = Arc::new(Master::start(Origin::Sentry(memfd))?);
+        Ok(PtracePlatform { zygote })
+    }
+
+    /// Host pid of the zygote.
+    pub fn zygote_pid(&self) -> i32 {
+        self.zygote.tgid
     }
 }
 
 impl Platform for PtracePlatform {
-    /// Starts the address space's master thread, which forks the stub process. May be called
-    /// from any thread; that thread need not outlive the address space, nor ever use it.
+    /// Starts the address space's master thread, which has the zygote fork the stub process.
+    /// May be called from any thread; that thread need not outlive the address space, nor
+    /// ever use it.
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
-        let memfd = self
-            .memfd
-            .try_clone()
-            .map_err(|source| PlatformError::Host {
-                call: "dup (memory file)",
-                source,
-            })?;
-        let master = Master::start(memfd)?;
+        let master = Master::start(Origin::Zygote(self.zygote.clone()))?;
         Ok(Arc::new(PtraceAddressSpace {
             master,
             threads: Arc::new(SpaceThreads::new()),
@@ -435,5 +439,67 @@ mod tests {
         space.release_current_thread();
         assert_eq!(threads::traced_count(), before);
         assert_eq!(space_of(&space).current_stub_tid(), None);
+    }
+
+    /// A `/proc/PID/status` field of host process `pid`.
+    fn status_field(pid: i32, field: &str) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    }
+
+    #[test]
+    fn stubs_are_forked_from_the_zygote_and_stack_the_stub_filter() {
+        let (_memfd, p) = platform();
+        let zygote = p.zygote_pid();
+        let space = p.new_address_space().expect("address space");
+        let stub = space_of(&space).stub_pid();
+        assert_eq!(status_field(stub, "PPid"), Some(zygote.to_string()));
+        // SAFETY: getpid has no arguments.
+        let me = unsafe { libc::getpid() };
+        assert_eq!(status_field(zygote, "PPid"), Some(me.to_string()));
+        // Seccomp_filters is Linux 5.9+; mode 2 is "filter" everywhere.
+        assert_eq!(status_field(stub, "Seccomp"), Some("2".into()));
+        if let Some(n) = status_field(zygote, "Seccomp_filters") {
+            assert_eq!(n, "1");
+            assert_eq!(status_field(stub, "Seccomp_filters"), Some("2".into()));
+        }
+        // The fork is the zygote's only one; a stub that tries it dies of the stub filter.
+        let thread = space_of(&space).current_thread().expect("stub thread");
+        let r = {
+            let mut st = thread.lock();
+            stub::inject_at(
+                thread.tid,
+                &mut st,
+                stub::CLONE_ADDR,
+                stub::CLONE_TRAP_RIP,
+                libc::SYS_clone,
+                [seccomp::ZYGOTE_FORK_FLAGS, 0, 0, 0, 0, 0],
+            )
+        };
+        match r {
+            Err(PlatformError::StubDied { reason, .. }) => {
+                assert!(reason.contains(&format!("signal {}", libc::SIGSYS)), "{reason}")
+            }
+            r => panic!("expected StubDied, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn dropped_stubs_leave_no_zombie_behind() {
+        let (_memfd, p) = platform();
+        let mut pids = Vec::new();
+        for _ in 0..8 {
+            let space = p.new_address_space().expect("address space");
+            space.map(0x400000, 0x1000, 0, Perms::R).expect("map");
+            pids.push(space_of(&space).stub_pid());
+        }
+        // Every stub was reaped (by its tracer, then released by the zygote's SA_NOCLDWAIT).
+        for pid in pids {
+            let state = status_field(pid, "State");
+            assert!(state.is_none(), "stub {pid} still there: {state:?}");
+        }
     }
 }

@@ -1,4 +1,10 @@
-//! The stub process's own seccomp filter.
+//! The seccomp filters of the zygote and the stub processes.
+//!
+//! The zygote (see `stub.rs`) is forked from the sentry before the sentry's own filter is
+//! installed and runs under [`zygote_filter`]; every stub is forked from it, inherits that
+//! filter, and stacks [`stub_filter`] on top before it runs guest code (the kernel runs
+//! both and takes the strictest answer). The two differ only in what the zygote needs and a
+//! stub must never do: fork, and install a filter.
 //!
 //! Guest code never reaches this filter: every guest `syscall` instruction is stopped by
 //! `PTRACE_SYSEMU`, and the kernel runs the ptrace syscall-entry work *before* seccomp and
@@ -17,7 +23,7 @@
 //! syscall number and arguments but not `seccomp_data.instruction_pointer`, and the
 //! instruction-pointer check is the point of this filter.
 
-use super::stub::{STUB_ADDR, STUB_SIZE};
+use super::stub::{STUB_ADDR, STUB_FPROG_ADDR, STUB_SIZE};
 
 const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
@@ -35,22 +41,22 @@ const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 const OFF_IP_LO: u32 = 8;
 const OFF_IP_HI: u32 = 12;
-const OFF_ARG0_LO: u32 = 16;
-const OFF_ARG0_HI: u32 = 20;
-const OFF_ARG1_LO: u32 = 24;
-const OFF_ARG1_HI: u32 = 28;
+/// `args[0]`; argument `i`'s low half is at `OFF_ARGS + 8 * i`, its high half 4 bytes on.
+const OFF_ARGS: u32 = 16;
 
 /// Syscalls the stub page may make with any arguments:
-/// - `munmap`: the blob's start-up (dropping the copy of the sentry), and injected unmaps;
+/// - `munmap`: the zygote's start-up (dropping the copy of the sentry), and injected unmaps;
 /// - `mmap`, `mprotect`: injected mappings of the memory file;
-/// - `rseq`: the injected unregistration of the restartable-sequences area inherited from
-///   the sentry's thread (that area disappears with the rest of the sentry's memory);
-/// - `pause`: where a freshly cloned stub thread waits for its tracer;
+/// - `rseq`: the injected unregistration of the restartable-sequences area the zygote
+///   inherited from the sentry's thread (that area disappears with the rest of the sentry's
+///   memory);
+/// - `pause`: where a freshly cloned stub thread or forked stub waits for its tracer;
 /// - `exit`: retiring one stub thread (injected by its tracer);
 /// - `exit_group`: the blob's failure path.
 ///
 /// `clone` is allowed too, but only as [`STUB_CLONE_FLAGS`] with a stack of 0 (see
-/// [`stub_filter`]).
+/// [`stub_filter`]); the zygote may also fork and install the stub filter
+/// ([`zygote_filter`]).
 pub const STUB_SYSCALLS: &[i64] = &[
     libc::SYS_mmap,
     libc::SYS_munmap,
@@ -69,6 +75,10 @@ pub const STUB_CLONE_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_THREAD
     | libc::CLONE_SYSVSEM) as u64;
 
+/// The `clone` the zygote makes for a new stub process: a plain fork whose exit the zygote
+/// never waits for (it has `SA_NOCLDWAIT`; the new stub's tracer collects its exit).
+pub const ZYGOTE_FORK_FLAGS: u64 = libc::SIGCHLD as u64;
+
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
     libc::sock_filter {
         code,
@@ -82,18 +92,65 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// Builds the filter. Allocates: call it before `fork`.
+/// One syscall allowed only with exact 64-bit argument values: `(argument index, value)`.
+struct ArgRule {
+    nr: i64,
+    args: &'static [(u32, u64)],
+}
+
+impl ArgRule {
+    /// Instructions: load and compare the number, then load and compare each argument's
+    /// two halves.
+    fn len(&self) -> usize {
+        2 + 4 * self.args.len()
+    }
+}
+
+/// The stub thread clone.
+const CLONE_RULE: ArgRule = ArgRule {
+    nr: libc::SYS_clone,
+    args: &[(0, STUB_CLONE_FLAGS), (1, 0)],
+};
+/// The zygote's fork of a new stub.
+const FORK_RULE: ArgRule = ArgRule {
+    nr: libc::SYS_clone,
+    args: &[(0, ZYGOTE_FORK_FLAGS), (1, 0)],
+};
+/// A new stub installing [`stub_filter`] from its copy of the stub page.
+const SECCOMP_RULE: ArgRule = ArgRule {
+    nr: libc::SYS_seccomp,
+    args: &[
+        (0, libc::SECCOMP_SET_MODE_FILTER as u64),
+        (1, 0),
+        (2, STUB_FPROG_ADDR),
+    ],
+};
+
+/// The filter of every stub process (stacked on the zygote's, which it inherits).
+/// Allocates: call it before `fork`.
 pub fn stub_filter() -> Vec<libc::sock_filter> {
+    build(&[&CLONE_RULE])
+}
+
+/// The zygote's filter: the stub's, plus the fork that makes a new stub and the `seccomp`
+/// call with which that stub installs [`stub_filter`] on top (from the program the stub page
+/// holds at [`STUB_FPROG_ADDR`]). A stub can never fork again: the stacked stub filter kills
+/// it. Allocates: call it before `fork`.
+pub fn zygote_filter() -> Vec<libc::sock_filter> {
+    build(&[&CLONE_RULE, &FORK_RULE, &SECCOMP_RULE])
+}
+
+fn build(rules: &[&ArgRule]) -> Vec<libc::sock_filter> {
     const _: () = assert!(STUB_SIZE == 0x1000 && STUB_ADDR & 0xfff == 0);
-    // Layout: 13 header instructions, one JEQ per allowed syscall, the `clone` check, then
+    // Layout: 13 header instructions, one JEQ per allowed syscall, the argument rules, then
     // KILL, TRAP, ALLOW.
     const HEADER: usize = 13;
-    const CLONE_CHECK: usize = 9;
-    let clone_at = HEADER + STUB_SYSCALLS.len();
-    let kill = clone_at + CLONE_CHECK;
+    let rules_at = HEADER + STUB_SYSCALLS.len();
+    let kill = rules_at + rules.iter().map(|r| r.len()).sum::<usize>();
     let trap = kill + 1;
     let allow = kill + 2;
     // A conditional jump at index `from` to index `target` encodes `target - (from + 1)`.
+    // The filters are short enough for every jump to fit (checked by a unit test).
     let to = |from: usize, target: usize| -> u8 { (target - from - 1) as u8 };
 
     let mut f = Vec::with_capacity(allow + 1);
@@ -133,30 +190,33 @@ pub fn stub_filter() -> Vec<libc::sock_filter> {
         let at = HEADER + i;
         f.push(jump(BPF_JEQ_K, *nr as u32, to(at, allow), 0));
     }
-    // `clone` only with exactly STUB_CLONE_FLAGS (all 64 bits) and a stack of 0; anything
-    // else is killed.
-    debug_assert_eq!(f.len(), clone_at);
-    f.push(jump(
-        BPF_JEQ_K,
-        libc::SYS_clone as u32,
-        0,
-        to(clone_at, kill),
-    ));
-    let checks = [
-        (OFF_ARG0_LO, STUB_CLONE_FLAGS as u32),
-        (OFF_ARG0_HI, (STUB_CLONE_FLAGS >> 32) as u32),
-        (OFF_ARG1_LO, 0),
-        (OFF_ARG1_HI, 0),
-    ];
-    for (i, (offset, value)) in checks.into_iter().enumerate() {
-        f.push(stmt(BPF_LD_W_ABS, offset));
+    // Each argument rule: the number, then every argument's low and high half; a mismatch
+    // goes on to the next rule (the last one's to KILL), a full match allows.
+    debug_assert_eq!(f.len(), rules_at);
+    for rule in rules {
+        let next = f.len() + rule.len();
+        f.push(stmt(BPF_LD_W_ABS, OFF_NR));
         let at = f.len();
-        let pass = if i + 1 == checks.len() {
-            to(at, allow)
-        } else {
-            0
-        };
-        f.push(jump(BPF_JEQ_K, value, pass, to(at, kill)));
+        f.push(jump(BPF_JEQ_K, rule.nr as u32, 0, to(at, next)));
+        let halves: Vec<(u32, u32)> = rule
+            .args
+            .iter()
+            .flat_map(|&(arg, value)| {
+                let lo = OFF_ARGS + 8 * arg;
+                [(lo, value as u32), (lo + 4, (value >> 32) as u32)]
+            })
+            .collect();
+        for (j, (offset, value)) in halves.iter().enumerate() {
+            f.push(stmt(BPF_LD_W_ABS, *offset));
+            let at = f.len();
+            let pass = if j + 1 == halves.len() {
+                to(at, allow)
+            } else {
+                0
+            };
+            f.push(jump(BPF_JEQ_K, *value, pass, to(at, next)));
+        }
+        debug_assert_eq!(f.len(), next);
     }
     debug_assert_eq!(f.len(), kill);
     f.push(stmt(BPF_RET_K, libc::SECCOMP_RET_KILL_PROCESS));
@@ -252,8 +312,11 @@ mod tests {
     }
 
     fn run_in_stub_page(code: Vec<u8>) -> i32 {
+        run_in_stub_page_with(stub_filter(), code)
+    }
+
+    fn run_in_stub_page_with(filter: Vec<libc::sock_filter>, code: Vec<u8>) -> i32 {
         reserve_stub_page().expect("reserve stub page");
-        let filter = stub_filter();
         // SAFETY: the child only makes raw, async-signal-safe calls and jumps to code it
         // wrote into its own copy of the stub page; it never returns into the harness.
         let pid = unsafe { libc::fork() };
@@ -359,15 +422,60 @@ mod tests {
 
     #[test]
     fn filter_jumps_stay_in_bounds() {
-        let f = stub_filter();
-        for (i, ins) in f.iter().enumerate() {
-            if ins.code == BPF_JEQ_K {
-                assert!(i + 1 + (ins.jt as usize) < f.len());
-                assert!(i + 1 + (ins.jf as usize) < f.len());
+        for f in [stub_filter(), zygote_filter()] {
+            // Every jump offset fits the 8 bits of `jt`/`jf` (`build` casts them).
+            assert!(f.len() < 256);
+            for (i, ins) in f.iter().enumerate() {
+                if ins.code == BPF_JEQ_K {
+                    assert!(i + 1 + (ins.jt as usize) < f.len());
+                    assert!(i + 1 + (ins.jf as usize) < f.len());
+                }
             }
+            assert_eq!(f[f.len() - 3].k, libc::SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(f[f.len() - 2].k, libc::SECCOMP_RET_TRAP);
+            assert_eq!(f[f.len() - 1].k, libc::SECCOMP_RET_ALLOW);
         }
-        assert_eq!(f[f.len() - 3].k, libc::SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(f[f.len() - 2].k, libc::SECCOMP_RET_TRAP);
-        assert_eq!(f[f.len() - 1].k, libc::SECCOMP_RET_ALLOW);
+    }
+
+    /// Code placed in the stub page: fork (`clone(SIGCHLD, 0)`), then `exit_group(42)` in
+    /// both processes.
+    fn fork_code() -> Vec<u8> {
+        let mut c = clone_code(ZYGOTE_FORK_FLAGS as u32, 0);
+        c.truncate(c.len() - 2); // drop the ud2
+        c.extend_from_slice(&stub_page_code(libc::SYS_exit_group as u32));
+        c
+    }
+
+    #[test]
+    fn zygote_filter_allows_its_fork_from_the_stub_page_but_the_stub_filter_does_not() {
+        let status = run_in_stub_page_with(zygote_filter(), fork_code());
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 42);
+        let status = run_in_stub_page_with(stub_filter(), fork_code());
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
+    }
+
+    #[test]
+    fn zygote_filter_kills_other_clones_and_seccomp_arguments() {
+        for flags in [
+            libc::SIGCHLD as u32 | libc::CLONE_VM as u32,
+            libc::SIGCHLD as u32 | libc::CLONE_PTRACE as u32,
+            0,
+        ] {
+            let status = run_in_stub_page_with(zygote_filter(), clone_code(flags, 0));
+            assert!(libc::WIFSIGNALED(status), "flags {flags:#x}: status {status:#x}");
+            assert_eq!(libc::WTERMSIG(status), libc::SIGSYS, "flags {flags:#x}");
+        }
+        // seccomp(SECCOMP_SET_MODE_FILTER, 0, <not the stub page's program>).
+        let mut c = vec![0xbf, 1, 0, 0, 0]; // mov edi, 1
+        c.extend_from_slice(&[0x31, 0xf6]); // xor esi, esi
+        c.extend_from_slice(&[0xba, 0, 0x10, 0, 0]); // mov edx, 0x1000
+        c.push(0xb8);
+        c.extend_from_slice(&(libc::SYS_seccomp as u32).to_le_bytes());
+        c.extend_from_slice(&[0x0f, 0x05, 0x0f, 0x0b]);
+        let status = run_in_stub_page_with(zygote_filter(), c);
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
     }
 }

@@ -1,18 +1,27 @@
-//! The stub process: creation (fork + a hand-assembled machine-code blob), the per-thread
-//! tracer state, and syscall injection.
+//! Stub processes: the zygote (forked from the sentry, reduced to a hand-assembled
+//! machine-code blob), stubs forked from it, the per-thread tracer state, and syscall
+//! injection.
 //!
-//! A stub is a forked copy of the sentry that throws the copy away: the child maps the stub
-//! blob at [`STUB_ADDR`], confines itself with the stub seccomp filter and jumps to the blob,
-//! which unmaps every other page of the address space (the sentry's memory, the vDSO, the
-//! vvar page) and stops with `int3`. From then on the process contains only the one stub
-//! page plus whatever the tracer maps into it by injecting `mmap` calls at the blob's
-//! injection site (`syscall; int3`).
+//! **The zygote** is a forked copy of the sentry that throws the copy away: the child maps
+//! the stub blob at [`STUB_ADDR`], confines itself with the zygote seccomp filter and jumps
+//! to the blob, which unmaps every other page of the address space (the sentry's memory,
+//! the vDSO, the vvar page) and stops with `int3`. From then on the process contains only
+//! the one stub page plus whatever the tracer maps into it by injecting `mmap` calls at the
+//! blob's injection site (`syscall; int3`). It is made once per platform, before the sentry
+//! installs its own seccomp filter, so that the sentry never needs to fork, make a page
+//! executable, or map anything executable itself ([`spawn_zygote`]).
 //!
-//! The stub's first thread is traced by its address space's master thread (`master.rs`)
-//! and never runs guest code: it only makes new stub threads, by `clone` injected at the
-//! blob's clone site, for host threads that want to run in the address space (see
-//! [`attach_new_thread`]). Each such stub thread is traced by its host thread and retired
-//! by it with an injected `exit` ([`retire`]).
+//! **A stub** (one per address space) is forked from the zygote by a `clone` injected at the
+//! blob's clone site ([`fork_stub`]): an exact copy, holding the memory file as its
+//! descriptor [`STUB_MEMFD`]. It waits untraced in the blob's `pause` loop with every signal
+//! blocked until its address space's master thread seizes it and makes it stack the stub
+//! filter, which forbids forking and further filters ([`attach_new_process`]).
+//!
+//! A stub's first thread is traced by its address space's master thread (`master.rs`) and
+//! never runs guest code: it only makes new stub threads, by `clone` injected at the clone
+//! site, for host threads that want to run in the address space (see
+//! [`attach_new_thread`]). Each such stub thread is traced by its host thread and retired by
+//! it with an injected `exit` ([`retire`]).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -56,13 +65,23 @@ pub const CLONE_ADDR: u64 = STUB_ADDR + CLONE_OFFSET;
 /// the child's `pause` loop starts.
 pub const CLONE_TRAP_RIP: u64 = CLONE_ADDR + 8;
 
-/// Exit statuses of the stub child when a set-up step fails (reported in `StubDied`).
+/// Offset of the `struct sock_fprog` describing [`seccomp::stub_filter`], which a new stub
+/// installs from its own page (see [`attach_new_process`]).
+const FPROG_OFFSET: u64 = 0x100;
+/// Address of that `sock_fprog` in every stub (the zygote's filter allows `seccomp` with
+/// exactly this pointer).
+pub const STUB_FPROG_ADDR: u64 = STUB_ADDR + FPROG_OFFSET;
+/// Offset of the filter program the `sock_fprog` points to.
+const FILTER_OFFSET: u64 = FPROG_OFFSET + 16;
+
+/// Exit statuses of the zygote child when a set-up step fails (reported in `StubDied`).
 const EXIT_PDEATHSIG: i32 = 10;
 const EXIT_PARENT_GONE: i32 = 11;
 const EXIT_TRACEME: i32 = 12;
 const EXIT_MPROTECT: i32 = 13;
 const EXIT_DUP2: i32 = 14;
 const EXIT_SECCOMP: i32 = 15;
+const EXIT_SIGACTION: i32 = 16;
 /// The blob's own failure path (a start-up `munmap` failed).
 const EXIT_BLOB: i32 = 127;
 
@@ -74,6 +93,7 @@ fn describe_exit(status: WaitStatus) -> String {
         WaitStatus::Exited(EXIT_MPROTECT) => " (stub set-up: mprotect of the stub page failed)",
         WaitStatus::Exited(EXIT_DUP2) => " (stub set-up: dup2 of the memory file failed)",
         WaitStatus::Exited(EXIT_SECCOMP) => " (stub set-up: installing the seccomp filter failed)",
+        WaitStatus::Exited(EXIT_SIGACTION) => " (stub set-up: SA_NOCLDWAIT for SIGCHLD failed)",
         WaitStatus::Exited(EXIT_BLOB) => " (stub set-up: unmapping the sentry's memory failed)",
         WaitStatus::Signaled(libc::SIGSYS) => " (stub seccomp filter)",
         _ => "",
@@ -115,7 +135,12 @@ fn describe_exit(status: WaitStatus) -> String {
 /// 0xa8: mov eax, SYS_pause            ; and waits (all signals blocked) for its tracer
 ///       syscall
 ///       jmp child
+/// 0x100: struct sock_fprog { len, .filter = STUB_ADDR + 0x110 }   ; data, never executed:
+/// 0x110: the stub filter's instructions                           ; see `attach_new_process`
 /// ```
+///
+/// The same clone site makes new stub *processes* when the tracer injects a fork into the
+/// zygote: the child, too, has `rax == 0` and waits in the `pause` loop.
 ///
 /// The new thread has no stack of its own (clone with stack 0 keeps the parent's, which
 /// points at unmapped memory): none of this code uses one, and with every signal blocked no
@@ -175,6 +200,18 @@ pub fn stub_blob() -> Vec<u8> {
     mov_eax(&mut c, libc::SYS_pause as u32);
     c.extend_from_slice(&SYSCALL);
     c.extend_from_slice(&[0xeb, 0xf7]); // jmp child
+    let filter = seccomp::stub_filter();
+    c.resize(FPROG_OFFSET as usize, INT3);
+    c.extend_from_slice(&(filter.len() as u16).to_le_bytes());
+    c.resize(FPROG_OFFSET as usize + 8, 0);
+    c.extend_from_slice(&(STUB_ADDR + FILTER_OFFSET).to_le_bytes());
+    debug_assert_eq!(c.len() as u64, FILTER_OFFSET);
+    for ins in &filter {
+        c.extend_from_slice(&ins.code.to_le_bytes());
+        c.push(ins.jt);
+        c.push(ins.jf);
+        c.extend_from_slice(&ins.k.to_le_bytes());
+    }
     c
 }
 
@@ -259,6 +296,18 @@ unsafe fn child_main(a: &ChildArgs<'_>) -> ! {
         if libc::getppid() != a.parent {
             libc::_exit(EXIT_PARENT_GONE);
         }
+        // The zygote and the stubs forked from it show as stubs in ps (not by the name
+        // of the sentry thread that forked the zygote). Best effort.
+        libc::prctl(libc::PR_SET_NAME, c"rvisor-stub".as_ptr(), 0, 0, 0);
+        // The stubs forked from the zygote are reaped by the kernel when their tracer has
+        // collected their exit (SIGCHLD stays at its default action, "ignore"; the stubs
+        // inherit this and have no children).
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        sa.sa_flags = libc::SA_NOCLDWAIT;
+        if libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut()) != 0 {
+            libc::_exit(EXIT_SIGACTION);
+        }
         if libc::syscall(libc::SYS_ptrace, sys::PTRACE_TRACEME, 0, 0, 0) != 0 {
             libc::_exit(EXIT_TRACEME);
         }
@@ -321,11 +370,12 @@ pub fn kill_and_reap(pid: i32) {
     }
 }
 
-/// Forks a new stub process traced by the calling thread (the address space's master
-/// thread) and waits until it is ready.
-pub fn spawn(memfd: BorrowedFd<'_>) -> Result<StubThread, PlatformError> {
+/// Forks the zygote, traced by the calling thread (the platform's zygote master thread),
+/// and waits until it is ready. Must run before the sentry's own seccomp filter is in place
+/// (the zygote's set-up makes a page executable).
+pub fn spawn_zygote(memfd: BorrowedFd<'_>) -> Result<StubThread, PlatformError> {
     reserve_stub_page()?;
-    let filter = seccomp::stub_filter();
+    let filter = seccomp::zygote_filter();
     let blob = stub_blob();
     let mut rlim = libc::rlimit {
         rlim_cur: 0,
@@ -378,7 +428,7 @@ pub fn spawn(memfd: BorrowedFd<'_>) -> Result<StubThread, PlatformError> {
         return Err(e);
     }
     guard.0 = None;
-    tracing::debug!(pid, tracer, "ptrace stub ready");
+    tracing::debug!(pid, tracer, "ptrace zygote ready");
     Ok(StubThread::new(pid, pid, st))
 }
 
@@ -660,14 +710,11 @@ fn syscall_regs(base: &Regs, site: u64, nr: i64, args: [u64; 6]) -> Regs {
 }
 
 // ---------------------------------------------------------------------------------------
-// Stub threads for host threads.
+// New stub processes and stub threads.
 
-/// Makes a new stub thread in the stub process whose first thread `leader` is traced by the
-/// calling thread (the master): injects `clone(STUB_CLONE_FLAGS, stack 0)` at the clone
-/// site. The new thread is not traced by anybody: it waits in the blob's `pause` loop, with
-/// every signal blocked (inherited from the first thread), until a host thread attaches to
-/// it with [`attach_new_thread`]. Returns its tid.
-pub fn clone_thread(leader: &StubThread) -> Result<i32, PlatformError> {
+/// Injects `clone(flags, stack 0)` at the clone site of `leader` (traced by the calling
+/// thread) and returns the new thread's or process's id.
+fn clone_at_site(leader: &StubThread, flags: u64, what: &'static str) -> Result<i32, PlatformError> {
     let mut st = leader.lock();
     let r = inject_at(
         leader.tid,
@@ -675,38 +722,52 @@ pub fn clone_thread(leader: &StubThread) -> Result<i32, PlatformError> {
         CLONE_ADDR,
         CLONE_TRAP_RIP,
         libc::SYS_clone,
-        [seccomp::STUB_CLONE_FLAGS, 0, 0, 0, 0, 0],
+        [flags, 0, 0, 0, 0, 0],
     )?;
     if r <= 0 {
         return Err(PlatformError::Host {
-            call: "clone (in the stub)",
+            call: what,
             source: std::io::Error::from_raw_os_error(if r < 0 { -r as i32 } else { libc::EIO }),
         });
     }
     Ok(r as i32)
 }
 
-/// Makes the calling thread the tracer of the fresh stub thread `tid` of process `tgid`
-/// (see [`clone_thread`]): `PTRACE_SEIZE`, `PTRACE_INTERRUPT` and wait for the stop, then
-/// unblock every signal, so that faults, interrupts and stray signals stop it as usual.
-///
-/// With `PTRACE_O_EXITKILL`: a stub thread is retired before its tracer exits
-/// (`threads.rs`), and one that somehow is not must die with the whole stub process rather
-/// than be detached and run guest code untraced (observed under fork and memory bombs:
-/// guest code ran on until its next syscall hit the stub filter; meanwhile it could have
-/// jumped to the stub page's `syscall` and mapped any part of the memory file).
-///
-/// On failure after the seize the thread is retired again (best effort).
-pub fn attach_new_thread(
+/// Makes a new stub thread in the stub process whose first thread `leader` is traced by the
+/// calling thread (the master): injects `clone(STUB_CLONE_FLAGS, stack 0)` at the clone
+/// site. The new thread is not traced by anybody: it waits in the blob's `pause` loop, with
+/// every signal blocked (inherited from the first thread), until a host thread attaches to
+/// it with [`attach_new_thread`]. Returns its tid.
+pub fn clone_thread(leader: &StubThread) -> Result<i32, PlatformError> {
+    clone_at_site(leader, seccomp::STUB_CLONE_FLAGS, "clone (in the stub)")
+}
+
+/// Forks a new stub process from the zygote, whose first thread `zygote` is traced by the
+/// calling thread (the zygote's master): injects `clone(SIGCHLD, stack 0)` at the clone
+/// site. Like a new stub thread, the child waits untraced in the `pause` loop with every
+/// signal blocked until its own master attaches with [`attach_new_process`]. Returns its
+/// pid. The zygote never waits for it (`SA_NOCLDWAIT`).
+pub fn fork_stub(zygote: &StubThread) -> Result<i32, PlatformError> {
+    clone_at_site(zygote, seccomp::ZYGOTE_FORK_FLAGS, "fork (in the zygote)")
+}
+
+/// `PTRACE_SEIZE`s the fresh thread `tid` of process `tgid`, waiting in the blob's `pause`
+/// loop, and stops it with `PTRACE_INTERRUPT`. `PTRACE_O_EXITKILL`: a stub thread must die
+/// with its tracer rather than be detached and run guest code untraced (observed under fork
+/// and memory bombs before it was set: guest code ran on until its next syscall hit the
+/// stub filter; meanwhile it could have jumped to the stub page's `syscall` and mapped any
+/// part of the memory file). The thread is returned even when the stop fails, for the
+/// caller to clean up after its own fashion.
+fn seize_waiting(
     tid: i32,
     tgid: i32,
     fp_kind: FpKind,
-) -> Result<StubThread, PlatformError> {
+) -> Result<(StubThread, Result<(), PlatformError>), PlatformError> {
     let mut st = StubState::new(tgid, fp_kind);
     sys::seize(tid, sys::PTRACE_O_TRACESYSGOOD | sys::PTRACE_O_EXITKILL)
         .map_err(|e| st.ptrace_failed("ptrace(PTRACE_SEIZE)", tid, e))?;
     let thread = StubThread::new(tid, tgid, st);
-    let ready = (|| {
+    let stopped = (|| {
         let mut st = thread.lock();
         sys::interrupt(tid).map_err(|e| st.ptrace_failed("ptrace(PTRACE_INTERRUPT)", tid, e))?;
         loop {
@@ -719,7 +780,7 @@ pub fn attach_new_thread(
                 WaitStatus::Stopped {
                     event: sys::PTRACE_EVENT_STOP,
                     ..
-                } => break,
+                } => return Ok(()),
                 // Nothing else is expected (every signal is blocked); pass over it.
                 WaitStatus::Stopped { sig, event } => {
                     tracing::debug!(tid, sig, event, "unexpected stop of a new stub thread");
@@ -729,14 +790,72 @@ pub fn attach_new_thread(
                 _ => return Err(st.died(tid, status)),
             }
         }
-        sys::set_sigmask(tid, 0)
-            .map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETSIGMASK)", tid, e))?;
-        Ok::<(), PlatformError>(())
     })();
+    Ok((thread, stopped))
+}
+
+/// Makes the calling thread the tracer of the fresh stub thread `tid` of process `tgid`
+/// (see [`clone_thread`]): seize and stop it, then unblock every signal, so that faults,
+/// interrupts and stray signals stop it as usual. On failure after the seize the thread is
+/// retired again (best effort).
+pub fn attach_new_thread(
+    tid: i32,
+    tgid: i32,
+    fp_kind: FpKind,
+) -> Result<StubThread, PlatformError> {
+    let (thread, stopped) = seize_waiting(tid, tgid, fp_kind)?;
+    let ready = stopped.and_then(|()| {
+        let mut st = thread.lock();
+        sys::set_sigmask(tid, 0).map_err(|e| st.ptrace_failed("ptrace(PTRACE_SETSIGMASK)", tid, e))
+    });
     if let Err(e) = ready {
         retire(&thread);
         return Err(e);
     }
+    Ok(thread)
+}
+
+/// Makes the calling thread (a new address space's master) the tracer of the stub process
+/// `pid` just forked from the zygote ([`fork_stub`]), and makes the stub stack the stub
+/// filter on the zygote's (an injected `seccomp` reading the program from its own page): from
+/// then on it can neither fork nor change its filters. Its signals stay blocked. On failure
+/// the stub is killed.
+pub fn attach_new_process(pid: i32, fp_kind: FpKind) -> Result<StubThread, PlatformError> {
+    let (thread, stopped) = match seize_waiting(pid, pid, fp_kind) {
+        Ok(r) => r,
+        Err(e) => {
+            // Not ours to reap: the zygote's SA_NOCLDWAIT does. Its pid cannot have been
+            // reused meanwhile, since it waits (untraced, every signal blocked) until killed.
+            // SAFETY: kill takes integers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return Err(e);
+        }
+    };
+    let ready = stopped.and_then(|()| {
+        let mut st = thread.lock();
+        let r = inject(
+            pid,
+            &mut st,
+            libc::SYS_seccomp,
+            [libc::SECCOMP_SET_MODE_FILTER as u64, 0, STUB_FPROG_ADDR, 0, 0, 0],
+        )?;
+        if r != 0 {
+            return Err(PlatformError::Host {
+                call: "seccomp (the stub filter, in a new stub)",
+                source: std::io::Error::from_raw_os_error(-r as i32),
+            });
+        }
+        Ok(())
+    });
+    if let Err(e) = ready {
+        let mut st = thread.lock();
+        if st.exited.is_none() {
+            kill_and_reap(pid);
+            st.exited = Some("set-up failed".into());
+        }
+        return Err(e);
+    }
+    tracing::debug!(pid, tracer = thread.tracer_tid, "ptrace stub ready");
     Ok(thread)
 }
 
@@ -869,7 +988,7 @@ mod tests {
         );
         // Clone site: syscall; test rax, rax; jz +1; int3; mov eax, SYS_pause; syscall;
         // jmp back to the mov.
-        let clone = &b[CLONE_OFFSET as usize..];
+        let clone = &b[CLONE_OFFSET as usize..CLONE_OFFSET as usize + 17];
         assert_eq!(
             &clone[..8],
             &[0x0f, 0x05, 0x48, 0x85, 0xc0, 0x74, 0x01, 0xcc]
@@ -884,6 +1003,14 @@ mod tests {
             CLONE_OFFSET as usize + 8
         );
         assert!(b.len() as u64 <= STUB_SIZE);
+        // The stub filter's sock_fprog and program, as the kernel reads them.
+        let filter = seccomp::stub_filter();
+        let fprog = &b[FPROG_OFFSET as usize..FILTER_OFFSET as usize];
+        assert_eq!(&fprog[..2], &(filter.len() as u16).to_le_bytes());
+        assert_eq!(&fprog[8..], &(STUB_ADDR + FILTER_OFFSET).to_le_bytes());
+        assert_eq!(b.len(), FILTER_OFFSET as usize + 8 * filter.len());
+        let last = &b[b.len() - 8..];
+        assert_eq!(&last[4..], &libc::SECCOMP_RET_ALLOW.to_le_bytes());
         // Both start-up `jnz` jump to the exit_group path right after the ready int3.
         for (i, w) in b.windows(2).enumerate().take(READY_OFFSET as usize) {
             if w[0] == 0x75 && i > 0 && b[i - 1] == 0xc0 {

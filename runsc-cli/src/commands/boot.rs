@@ -55,17 +55,7 @@ fn take_fd(fd: i32, what: &str) -> anyhow::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub fn run(g: &crate::GlobalFlags, mut args: BootArgs) -> anyhow::Result<i32> {
-    // Descriptor 3 becomes an unmappable placeholder (see the seccomp filter's mmap rule);
-    // a descriptor the CLI passed there moves. First of all: nothing may have opened a
-    // descriptor that lands on 3 (the log file would).
-    let moved = {
-        let mut fds: Vec<&mut i32> = vec![&mut args.gofer_fd];
-        fds.extend(args.mount_gofer_fd.iter_mut());
-        fds.extend(args.net_fd.iter_mut());
-        fds.extend(args.ready_fd.iter_mut());
-        crate::confine::reserve_stub_memfd_number(&mut fds)
-    };
+pub fn run(g: &crate::GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
     crate::logging::init(g, "boot");
     let mut io = BootIo {
         control_socket: args.control_socket.clone(),
@@ -76,7 +66,6 @@ pub fn run(g: &crate::GlobalFlags, mut args: BootArgs) -> anyhow::Result<i32> {
         io.ready = Some(take_fd(fd, "ready")?);
     }
     let result = (|| -> anyhow::Result<(BootSpec, OwnedFd, [OwnedFd; 3])> {
-        moved.context("boot")?;
         let spec: BootSpec = serde_json::from_str(&args.spec).context("boot: invalid spec")?;
         let gofer = take_fd(args.gofer_fd, "gofer")?;
         for &fd in &args.mount_gofer_fd {

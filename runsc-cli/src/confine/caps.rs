@@ -12,8 +12,8 @@
 //! packet sockets, which the sentry allows only to a guest holding CAP_NET_RAW itself) and
 //! CAP_NET_BIND_SERVICE (guest servers on ports below 1024).
 //!
-//! Tracing the stubs needs no capability: they are the sandbox's own children, forked after
-//! the drop, with the same credentials. In a user namespace the sets are dropped after
+//! Tracing the stubs needs no capability: they are the sandbox's descendants (forked by the
+//! platform's zygote, itself forked after the drop), with the same credentials. In a user namespace the sets are dropped after
 //! entering it (entering one grants every capability in it and resets the bounding set).
 
 use super::ConfineError;

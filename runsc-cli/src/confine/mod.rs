@@ -11,10 +11,6 @@ pub mod fs;
 pub mod seccomp;
 pub mod userns;
 
-use std::os::fd::RawFd;
-
-use rvisor_platform::ptrace::STUB_MEMFD;
-
 /// Failures of confining the sandbox process.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfineError {
@@ -180,46 +176,6 @@ pub fn seccomp_hook(opts: Options) -> Box<dyn FnOnce() -> Result<(), String> + S
         );
         Ok(())
     })
-}
-
-/// Makes descriptor [`STUB_MEMFD`] (3) a placeholder that cannot be mapped (an eventfd),
-/// so that the filter's one exception for executable mappings — `MAP_SHARED|MAP_FIXED` of
-/// descriptor 3, the memory file in a stub — maps nothing in the sandbox process itself.
-/// A descriptor the CLI passed as 3 moves; `fds` are updated to the new numbers.
-pub fn reserve_stub_memfd_number(fds: &mut [&mut RawFd]) -> Result<(), ConfineError> {
-    let err = |what| ConfineError::Sys {
-        what,
-        source: std::io::Error::last_os_error(),
-    };
-    // SAFETY: F_GETFD only reads the descriptor's flags (EBADF when it is unused).
-    if unsafe { libc::fcntl(STUB_MEMFD, libc::F_GETFD) } >= 0 {
-        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor at 10 or above for the same file.
-        let moved = unsafe { libc::fcntl(STUB_MEMFD, libc::F_DUPFD_CLOEXEC, 10) };
-        if moved < 0 {
-            return Err(err("moving descriptor 3"));
-        }
-        for fd in fds.iter_mut() {
-            if **fd == STUB_MEMFD {
-                **fd = moved;
-            }
-        }
-    }
-    // SAFETY: eventfd creates a new descriptor; dup3 then replaces descriptor 3 (whose
-    // file, if any, lives on under its new number) and the temporary one is closed.
-    unsafe {
-        let ev = libc::eventfd(0, libc::EFD_CLOEXEC);
-        if ev < 0 {
-            return Err(err("eventfd"));
-        }
-        if ev != STUB_MEMFD {
-            let r = libc::dup3(ev, STUB_MEMFD, libc::O_CLOEXEC);
-            libc::close(ev);
-            if r < 0 {
-                return Err(err("dup3 onto descriptor 3"));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Waits for the sandbox process `pid` (a child of the calling CLI) and, if a signal

@@ -2,27 +2,16 @@
 //! (with `seccompiler`), that `rvisor help seccomp` prints and that docs/seccomp-sentry.md
 //! is generated from (a unit test keeps the file in sync).
 //!
-//! The filter is inherited by everything the sandbox forks: the ptrace stubs are forked
-//! from it, so the syscalls the stub makes while it sets itself up (before its own,
-//! tighter filter is in place) and the ones the sentry injects into it are listed here
-//! too. Guest syscalls never reach either filter (`PTRACE_SYSEMU` skips them before
-//! seccomp runs), except the legacy vsyscall page, which the kernel emulates after
-//! consulting seccomp: those three calls are allowed here so that the stub's own filter
-//! traps them (`SECCOMP_RET_TRAP`) and the sentry emulates them.
-//!
-//! Executable mappings: the stubs map guest memory with the guest's permissions, so
-//! `mmap` with PROT_EXEC stays allowed in one shape only (MAP_SHARED|MAP_FIXED of
-//! descriptor 3, where a stub holds the memory file), and `mprotect` with PROT_EXEC only
-//! for the one stub page. In the sandbox process descriptor 3 is an eventfd, which
-//! cannot be mapped, and `memfd_create` is not allowed after boot. This does not stop
-//! an attacker who already makes arbitrary syscalls in the sentry (it could `dup2` the
-//! memory file onto descriptor 3): seccomp cannot tell a stub from the sentry (the
-//! filter language seccompiler compiles has no instruction-pointer check). Forking the
-//! stubs from a helper that exists before the filter is installed would close that.
+//! The table lists only what the sentry itself needs. The ptrace stubs do not inherit this
+//! filter: they are forked from the platform's zygote, which the sandbox forks (under its
+//! own, stub-sized filter) before this filter is installed. So the sandbox process never
+//! forks, and never maps or protects anything executable: `mmap` and `mprotect` with
+//! PROT_EXEC are killed outright, as is any `clone` but glibc's thread creation. Guest
+//! syscalls never reach the sandbox process at all (they stop its stubs under
+//! `PTRACE_SYSEMU`).
 
 use std::collections::BTreeMap;
 
-use rvisor_platform::ptrace::{STUB_ADDR, STUB_MEMFD, STUB_SIZE};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
@@ -109,7 +98,6 @@ const fn eq(arg: u8, v: u64) -> Cond {
 
 const PROT_EXEC: u64 = libc::PROT_EXEC as u64;
 const NO_EXEC: Cond = (2, Cmp::MaskedEq(PROT_EXEC), 0);
-const STUB_MAP_FLAGS: u64 = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
 
 /// glibc's pthread_create (clone, since clone3 is answered ENOSYS).
 const THREAD_CLONE_FLAGS: u64 = (libc::CLONE_VM
@@ -121,11 +109,6 @@ const THREAD_CLONE_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_SETTLS
     | libc::CLONE_PARENT_SETTID
     | libc::CLONE_CHILD_CLEARTID) as u64;
-/// glibc's fork(), which forks the stub processes.
-const FORK_CLONE_FLAGS: u64 =
-    (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
-/// The stub's new threads, cloned by an injected call (see the platform's stub filter).
-const STUB_CLONE_FLAGS: u64 = rvisor_platform::ptrace::STUB_CLONE_FLAGS;
 
 macro_rules! one_of {
     ($arg:expr; $($v:expr),+ $(,)?) => { &[$(&[eq($arg, $v as u64)]),+] };
@@ -147,9 +130,7 @@ pub static ALLOWED: &[Allowed] = &[
     any("pwritev", libc::SYS_pwritev, "vectored writes at an offset of donated host files"),
     any("lseek", libc::SYS_lseek, "seeking host stdio and donated files"),
     any("close", libc::SYS_close, "closing descriptors"),
-    any("close_range", libc::SYS_close_range, "a new stub closes every descriptor but the memory file"),
     any("dup", libc::SYS_dup, "duplicating descriptors"),
-    any("dup2", libc::SYS_dup2, "a new stub puts the memory file at its fixed descriptor"),
     any("dup3", libc::SYS_dup3, "duplicating descriptors"),
     any("fstat", libc::SYS_fstat, "stat of donated host files"),
     only("newfstatat", libc::SYS_newfstatat, "stat of donated host files (by descriptor)",
@@ -168,13 +149,11 @@ pub static ALLOWED: &[Allowed] = &[
         one_of!(1; libc::TCGETS, libc::TCSETS, libc::TCSETSW, libc::TCSETSF, libc::TCFLSH, libc::TIOCGWINSZ, libc::TIOCSWINSZ, libc::FIONREAD, libc::TIOCOUTQ, libc::FIONBIO, 0x8949 /* SIOCOUTQNSD */, 0x8905 /* SIOCATMARK */, 0x8906 /* SIOCGSTAMP */),
         "TCGETS, TCSETS, TCSETSW, TCSETSF, TCFLSH, TIOCGWINSZ, TIOCSWINSZ, FIONREAD, TIOCOUTQ, FIONBIO, SIOCOUTQNSD, SIOCATMARK, SIOCGSTAMP"),
     // Memory.
-    only("mmap", libc::SYS_mmap, "the sentry's heap and thread stacks, its view of the memory file; mappings injected into stubs",
-        &[&[NO_EXEC], &[eq(3, STUB_MAP_FLAGS), eq(4, STUB_MEMFD as u64)]],
-        "no PROT_EXEC, except MAP_SHARED|MAP_FIXED of descriptor 3 (the memory file in a stub; in the sandbox process descriptor 3 is a placeholder that cannot be mapped)"),
-    only("mprotect", libc::SYS_mprotect, "guard pages of thread stacks; a new stub makes its code page executable",
-        &[&[NO_EXEC], &[eq(0, STUB_ADDR), eq(1, STUB_SIZE), eq(2, (libc::PROT_READ | libc::PROT_EXEC) as u64)]],
-        "no PROT_EXEC, except PROT_READ|PROT_EXEC of the one stub page at its fixed address"),
-    any("munmap", libc::SYS_munmap, "freeing memory; a new stub unmaps the copy of the sentry"),
+    only("mmap", libc::SYS_mmap, "the sentry's heap and thread stacks, its view of the memory file",
+        &[&[NO_EXEC]], "no PROT_EXEC"),
+    only("mprotect", libc::SYS_mprotect, "guard pages of thread stacks",
+        &[&[NO_EXEC]], "no PROT_EXEC"),
+    any("munmap", libc::SYS_munmap, "freeing memory"),
     only("mremap", libc::SYS_mremap, "growing large heap allocations",
         &[&[(3, Cmp::MaskedEq(libc::MREMAP_FIXED as u64), 0)]], "no MREMAP_FIXED"),
     any("madvise", libc::SYS_madvise, "returning freed heap and memory-file pages"),
@@ -183,13 +162,11 @@ pub static ALLOWED: &[Allowed] = &[
     any("futex", libc::SYS_futex, "locks, condition variables, guest futex waits"),
     any("nanosleep", libc::SYS_nanosleep, "sleeps and back-off"),
     any("clock_nanosleep", libc::SYS_clock_nanosleep, "guest sleeps and timers"),
-    any("pause", libc::SYS_pause, "a new stub thread waits for its tracer"),
     any("sched_yield", libc::SYS_sched_yield, "spin-wait back-off"),
     any("clock_gettime", libc::SYS_clock_gettime, "time (when the vDSO cannot answer)"),
     any("clock_getres", libc::SYS_clock_getres, "guest clock_getres"),
-    any("gettimeofday", libc::SYS_gettimeofday, "time; a guest call into the vsyscall page (trapped by the stub's filter)"),
-    any("time", libc::SYS_time, "a guest call into the vsyscall page (trapped by the stub's filter)"),
-    any("getcpu", libc::SYS_getcpu, "the current CPU; a guest call into the vsyscall page (trapped by the stub's filter)"),
+    any("gettimeofday", libc::SYS_gettimeofday, "time (when the vDSO cannot answer)"),
+    any("getcpu", libc::SYS_getcpu, "the current CPU (pinning a tracer and its stub thread to one CPU)"),
     any("poll", libc::SYS_poll, "readiness of host fds (stdio, the console, host sockets)"),
     any("ppoll", libc::SYS_ppoll, "readiness of host fds"),
     any("epoll_create1", libc::SYS_epoll_create1, "the host-socket and packet-socket pollers"),
@@ -208,44 +185,42 @@ pub static ALLOWED: &[Allowed] = &[
     any("getsockopt", libc::SYS_getsockopt, "socket errors and options"),
     any("getsockname", libc::SYS_getsockname, "socket addresses"),
     any("getpeername", libc::SYS_getpeername, "socket addresses"),
-    // Threads, stubs, signals.
-    only("clone", libc::SYS_clone, "a host thread per guest task; forking stub processes; stub threads",
-        &[&[eq(0, THREAD_CLONE_FLAGS)], &[eq(0, FORK_CLONE_FLAGS), eq(1, 0)], &[eq(0, STUB_CLONE_FLAGS), eq(1, 0)]],
-        "thread flags (glibc pthread_create), fork flags with no new stack (a stub), the stub's own thread flags with no new stack"),
+    // Threads, signals. (Stub processes and stub threads are made by injected calls in the
+    // zygote and the stubs, under their own filters.)
+    only("clone", libc::SYS_clone, "a host thread per guest task, stub master and poller threads",
+        &[&[eq(0, THREAD_CLONE_FLAGS)]],
+        "thread flags of glibc's pthread_create only (no fork)"),
     any("clone3", libc::SYS_clone3, "none: answered ENOSYS by a second filter, so glibc uses clone"),
     any("set_robust_list", libc::SYS_set_robust_list, "glibc thread start-up"),
-    any("rseq", libc::SYS_rseq, "glibc thread start-up; a stub unregisters the area it inherited"),
+    any("rseq", libc::SYS_rseq, "glibc thread start-up"),
     any("sigaltstack", libc::SYS_sigaltstack, "Rust's stack-overflow handler on every thread"),
-    any("rt_sigprocmask", libc::SYS_rt_sigprocmask, "blocking signals on threads; a new stub unblocks them"),
+    any("rt_sigprocmask", libc::SYS_rt_sigprocmask, "blocking signals on threads"),
     any("rt_sigaction", libc::SYS_rt_sigaction, "signal handlers (Rust runtime, platform interrupts)"),
     any("rt_sigreturn", libc::SYS_rt_sigreturn, "returning from a signal handler"),
     any("restart_syscall", libc::SYS_restart_syscall, "restarting an interrupted sleep"),
-    any("tgkill", libc::SYS_tgkill, "interrupting a task's host thread; killing stub threads"),
+    any("tgkill", libc::SYS_tgkill, "interrupting a task's host thread or stub thread; killing stubs"),
     any("kill", libc::SYS_kill, "killing stub processes"),
     any("getpid", libc::SYS_getpid, "the sandbox's own pid"),
     any("gettid", libc::SYS_gettid, "the calling thread's id (ptrace bookkeeping)"),
-    any("getppid", libc::SYS_getppid, "a new stub checks that its parent still lives"),
-    any("exit", libc::SYS_exit, "ending a thread (sentry or stub)"),
-    any("exit_group", libc::SYS_exit_group, "ending the sandbox; a stub's failure path"),
+    any("exit", libc::SYS_exit, "ending a thread"),
+    any("exit_group", libc::SYS_exit_group, "ending the sandbox"),
     any("wait4", libc::SYS_wait4, "waiting for stub threads (ptrace stops, exits)"),
     any("waitid", libc::SYS_waitid, "waiting for stub threads"),
     only("ptrace", libc::SYS_ptrace, "running guest code in the stubs (the ptrace platform)",
-        one_of!(0; 0 /* TRACEME */, 6 /* POKEUSER */, libc::PTRACE_CONT, libc::PTRACE_GETREGS, libc::PTRACE_SETREGS, libc::PTRACE_GETFPREGS, libc::PTRACE_SETFPREGS,
+        one_of!(0; 6 /* POKEUSER */, libc::PTRACE_CONT, libc::PTRACE_GETREGS, libc::PTRACE_SETREGS, libc::PTRACE_GETFPREGS, libc::PTRACE_SETFPREGS,
             libc::PTRACE_DETACH, 31 /* SYSEMU */, 0x4200 /* SETOPTIONS */, 0x4202 /* GETSIGINFO */, 0x4204 /* GETREGSET */, 0x4205 /* SETREGSET */,
             0x4206 /* SEIZE */, 0x4207 /* INTERRUPT */, 0x420b /* SETSIGMASK */, 0x420f /* GET_RSEQ_CONFIGURATION */),
-        "TRACEME, POKEUSER, CONT, GETREGS, SETREGS, GETFPREGS, SETFPREGS, DETACH, SYSEMU, SETOPTIONS, GETSIGINFO, GETREGSET, SETREGSET, SEIZE, INTERRUPT, SETSIGMASK, GET_RSEQ_CONFIGURATION (no ATTACH, PEEK/POKE of memory)"),
-    only("prctl", libc::SYS_prctl, "thread names; a new stub's parent-death signal and no_new_privs",
-        one_of!(0; libc::PR_SET_NAME, libc::PR_GET_NAME, libc::PR_SET_PDEATHSIG, libc::PR_SET_NO_NEW_PRIVS),
-        "PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS"),
-    only("seccomp", libc::SYS_seccomp, "a new stub installs its own, tighter filter",
-        &[&[eq(0, libc::SECCOMP_SET_MODE_FILTER as u64), eq(1, 0)]], "SECCOMP_SET_MODE_FILTER without flags"),
+        "POKEUSER, CONT, GETREGS, SETREGS, GETFPREGS, SETFPREGS, DETACH, SYSEMU, SETOPTIONS, GETSIGINFO, GETREGSET, SETREGSET, SEIZE, INTERRUPT, SETSIGMASK, GET_RSEQ_CONFIGURATION (no ATTACH, PEEK/POKE of memory)"),
+    only("prctl", libc::SYS_prctl, "thread names",
+        one_of!(0; libc::PR_SET_NAME, libc::PR_GET_NAME),
+        "PR_SET_NAME, PR_GET_NAME"),
     any("sched_getaffinity", libc::SYS_sched_getaffinity, "the CPUs the sandbox may use"),
     any("sched_setaffinity", libc::SYS_sched_setaffinity, "keeping a stub thread on its tracer's CPU"),
     any("getrandom", libc::SYS_getrandom, "guest getrandom, AT_RANDOM, hash seeds"),
     any("sysinfo", libc::SYS_sysinfo, "memory totals for /proc/meminfo and the OOM monitor"),
-    only("prlimit64", libc::SYS_prlimit64, "reading the descriptor limit before forking a stub",
+    only("prlimit64", libc::SYS_prlimit64, "reading resource limits (glibc's pthread_getattr_np reads the stack limit)",
         &[&[eq(2, 0)]], "reading only (no new limit)"),
-    any("getrlimit", libc::SYS_getrlimit, "reading the descriptor limit"),
+    any("getrlimit", libc::SYS_getrlimit, "reading resource limits"),
         any("getuid", libc::SYS_getuid, "the sandbox's own credentials"),
     any("geteuid", libc::SYS_geteuid, "the sandbox's own credentials"),
     any("getgid", libc::SYS_getgid, "the sandbox's own credentials"),
@@ -335,8 +310,7 @@ pub fn clone3_enosys() -> Result<BpfProgram, SeccompError> {
 pub fn install(host_network: bool, audit: bool) -> Result<(), SeccompError> {
     let allow = allow_list(host_network, audit)?;
     let clone3 = clone3_enosys()?;
-    // The clone3 filter first: once the allow-list is in place, seccomp(2) is allowed only
-    // as a stub uses it (no flags, so no TSYNC).
+    // The clone3 filter first: once the allow-list is in place, seccomp(2) is not allowed.
     seccompiler::apply_filter_all_threads(&clone3)?;
     seccompiler::apply_filter_all_threads(&allow)?;
     Ok(())
@@ -373,7 +347,7 @@ regenerate with `rvisor help seccomp --markdown > docs/seccomp-sentry.md`). \
 The filter is compiled with `seccompiler` and installed on every thread of `rvisor boot` \
 before init is created; any syscall not listed kills the sandbox (`SECCOMP_RET_KILL_PROCESS`). \
 `clone3` fails with ENOSYS (a second filter), so glibc falls back to `clone`, whose flags are checked. \
-The stubs are forked from the sandbox process and inherit this filter under their own, tighter one. \
+The stubs do not inherit this filter: they are forked from the platform's zygote, made (under its own filter) before this one is installed, so the sandbox process itself never forks or maps anything executable. \
 `RVISOR_SECCOMP_AUDIT=1` in the environment of `rvisor` logs instead of killing (see `dmesg`).\n\n");
     s.push_str(&format!(
         "Capabilities the sandbox process keeps (all others are dropped from every set, the bounding set included): {} (in its own user namespace); with `--network=host`: {}.\n\n",
@@ -538,6 +512,68 @@ mod tests {
         );
     }
 
+    /// The shapes the filter allowed while stubs were forked from the sandbox process (and
+    /// inherited its filter): an attacker making arbitrary syscalls in the sentry could have
+    /// used them to map code. Now every one kills.
+    #[test]
+    fn the_filter_kills_every_executable_mapping_and_every_fork() {
+        fn exec_shared_fixed_fd3() {
+            // SAFETY: killed before the kernel looks; were it allowed, the fixed address is
+            // below mmap_min_addr and the call fails.
+            unsafe {
+                libc::mmap(
+                    0x1000 as *mut libc::c_void,
+                    4096,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    3,
+                    0,
+                )
+            };
+        }
+        fn mprotect_stub_page() {
+            // SAFETY: killed before the kernel looks; were it allowed, the page is not
+            // mapped in the test process (ENOMEM).
+            unsafe {
+                libc::mprotect(
+                    rvisor_platform::ptrace::STUB_ADDR as *mut libc::c_void,
+                    4096,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                )
+            };
+        }
+        fn fork_like_glibc() {
+            let flags = libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD;
+            // SAFETY: killed before the kernel looks; were it allowed, the child exits at
+            // once.
+            unsafe {
+                if libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) == 0 {
+                    libc::_exit(0);
+                }
+            }
+        }
+        fn plain_fork() {
+            // SAFETY: as above.
+            unsafe {
+                if libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) == 0 {
+                    libc::_exit(0);
+                }
+            }
+        }
+        for (what, body) in [
+            ("mmap PROT_EXEC MAP_SHARED|MAP_FIXED fd 3", exec_shared_fixed_fd3 as fn()),
+            ("mprotect of the stub page R|X", mprotect_stub_page),
+            ("glibc fork", fork_like_glibc),
+            ("plain fork", plain_fork),
+        ] {
+            let st = run_filtered(body);
+            assert!(
+                libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSYS,
+                "{what}: status {st:#x}"
+            );
+        }
+    }
+
     #[test]
     fn dangerous_calls_are_not_allowed() {
         for nr in [
@@ -551,6 +587,9 @@ mod tests {
             libc::SYS_open,
             libc::SYS_unshare,
             libc::SYS_setns,
+            libc::SYS_seccomp,
+            libc::SYS_fork,
+            libc::SYS_vfork,
         ] {
             assert!(
                 entries(true).all(|a| a.nr != nr),

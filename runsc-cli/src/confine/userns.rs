@@ -203,8 +203,8 @@ impl Mapper {
         {
             return Err(sys_err("PR_SET_PDEATHSIG"));
         }
-        // The uid change made the process non-dumpable, and the stubs it forks inherit
-        // that. Their memory belongs to the host's user namespace (where the sandbox
+        // The uid change made the process non-dumpable, and the zygote it forks (and so
+        // every stub) inherits that. Their memory belongs to the host's user namespace (where the sandbox
         // process was exec'd), so attaching to a non-dumpable stub thread
         // (`PTRACE_SEIZE`, which the platform does for every new stub thread) would need
         // CAP_SYS_PTRACE there. Dumpable again, a process can still be ptraced, have its
