@@ -94,6 +94,12 @@ pub fn pin_current_thread(cpu: Option<usize>) -> Result<usize, PlatformError> {
     Ok(cpu)
 }
 
+/// The CPU the calling thread runs on now (None if the kernel cannot tell).
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no arguments.
+    usize::try_from(unsafe { libc::sched_getcpu() }).ok()
+}
+
 /// Pins the calling thread to the CPU it runs on now, unless it already is pinned to a
 /// single CPU. Returns the CPU.
 pub fn pin_to_current_cpu_if_unpinned() -> Result<usize, PlatformError> {

@@ -49,8 +49,11 @@ enum Request {
         cpu: Option<usize>,
         reply: SyncSender<Result<i32, PlatformError>>,
     },
-    /// (The zygote's master.) Fork a new stub; reply with its pid.
+    /// (The zygote's master.) Fork a new stub; reply with its pid. With a CPU, the master
+    /// first moves itself and the zygote there (the requester's CPU, which the new stub
+    /// then inherits).
     Fork {
+        cpu: Option<usize>,
         reply: SyncSender<Result<i32, PlatformError>>,
     },
     /// Kill the stub if needed, reap the first thread and exit.
@@ -178,10 +181,10 @@ impl Master {
     }
 
     /// Has the zygote's master fork a new stub process (untraced, waiting in the blob's
-    /// `pause` loop) and returns its pid.
-    pub fn fork_stub(&self) -> Result<i32, PlatformError> {
+    /// `pause` loop, on `cpu` if given) and returns its pid.
+    pub fn fork_stub(&self, cpu: Option<usize>) -> Result<i32, PlatformError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Request::Fork { reply })?;
+        self.send(Request::Fork { cpu, reply })?;
         answer.recv().map_err(|_| self.master_gone())?
     }
 
@@ -247,7 +250,7 @@ fn master_main(
     let made = match origin {
         Origin::Sentry(memfd) => retry_eagain(|| stub::spawn_zygote(memfd.as_fd())),
         Origin::Zygote(zygote) => zygote
-            .fork_stub()
+            .fork_stub(cpu::current_cpu())
             .and_then(|pid| stub::attach_new_process(pid, zygote.fp_kind)),
     };
     let leader = match made {
@@ -290,7 +293,12 @@ fn master_main(
                 }
                 let _ = reply.send(r);
             }
-            Request::Fork { reply } => {
+            Request::Fork { cpu, reply } => {
+                if let Some(cpu) = cpu {
+                    // Best effort, as for NewThread.
+                    let _ = cpu::set_thread_affinity(0, cpu);
+                    let _ = cpu::set_thread_affinity(leader.tid, cpu);
+                }
                 let r = retry_eagain(|| stub::fork_stub(&leader));
                 if let Err(e) = &r {
                     tracing::debug!(pid = tgid, error = %e, "cannot fork a stub");
