@@ -327,6 +327,8 @@ pub fn run_sandbox(spec: BootSpec, gofer: OwnedFd, stdio: [OwnedFd; 3], io: &mut
     }
     if spec.memory_limit.is_some() {
         crate::control::oom::start_monitor(&kernel);
+    } else {
+        crate::kernel::membudget::set_memory_limit(0);
     }
     if let Some(fd) = io.ready.take() {
         let mut f = std::fs::File::from(fd);

@@ -20,7 +20,7 @@ pub const SENTRY_MEMORY_HEADROOM: u64 = 64 << 20;
 
 /// The host cgroup's memory limit for a guest limit of `guest`: the sentry's own memory,
 /// plus a quarter of the limit for what the guest may hold in the sentry's heap outside
-/// guest memory — pipe buffers and unix socket buffers, each capped sandbox-wide at an
+/// guest memory — pipe buffers and socket buffers (unix, netlink, the network stack), each capped sandbox-wide at an
 /// eighth of the limit (pipes may take a page per pipe beyond theirs, which the fixed
 /// headroom covers) — so that the sandbox's own caps and OOM killer act before the host's.
 pub fn host_memory_limit(guest: u64) -> u64 {

@@ -169,11 +169,13 @@ impl Drop for Charge {
     }
 }
 
-/// Socket buffers (AF_UNIX queues) of the whole sandbox.
+/// Socket buffers of the whole sandbox: AF_UNIX queues, netlink answers, and the network
+/// stack's sockets' buffers (which smoltcp allocates whole, charged while the socket lives).
 pub static SOCKET_BUFFERS: MemBudget = MemBudget::new(DEFAULT_SOCKET_BUFFERS);
 
-/// The socket buffer cap without a memory limit: 256 MiB, enough for a thousand
-/// connections each holding a full default SO_SNDBUF, and still a bound on the sentry.
+/// The socket buffer cap before the sandbox sets one, and the least it gets without a memory
+/// limit: 256 MiB, enough for a thousand connections each holding a full default SO_SNDBUF
+/// (or, in the network stack, some 2400 loopback connections at full size).
 pub const DEFAULT_SOCKET_BUFFERS: usize = 256 << 20;
 /// The smallest cap, whatever the memory limit: 4 MiB, about ten sockets with a full
 /// buffer (the largest datagram, 2 x 212992 bytes, always fits an empty budget).
@@ -182,13 +184,30 @@ pub const MIN_SOCKET_BUFFERS: usize = 4 << 20;
 /// The socket buffer cap for a memory limit in bytes (0: none): an eighth of it, as the
 /// pipes' hard cap, so that both fit the quarter of the limit the host cgroup adds for the
 /// sentry's heap (runsc-cli's `host_memory_limit`); at least [`MIN_SOCKET_BUFFERS`].
+/// Without a limit, Linux's own default for all TCP buffers (`tcp_mem`'s maximum, 3/32 of
+/// the memory), at least [`DEFAULT_SOCKET_BUFFERS`]: a sandbox without a limit holds as many
+/// connections as the host would.
 pub fn socket_buffers_for(memory_limit: u64) -> usize {
     if memory_limit == 0 {
-        return DEFAULT_SOCKET_BUFFERS;
+        return host_memory()
+            .map(|ram| usize::try_from(ram / 32 * 3).unwrap_or(usize::MAX))
+            .unwrap_or(0)
+            .max(DEFAULT_SOCKET_BUFFERS);
     }
     usize::try_from(memory_limit / 8)
         .unwrap_or(usize::MAX)
         .max(MIN_SOCKET_BUFFERS)
+}
+
+/// The host's total memory in bytes, if it can tell.
+fn host_memory() -> Option<u64> {
+    // SAFETY: an all-zero sysinfo is a valid value for the kernel to fill in.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: sysinfo writes one struct sysinfo to a live local.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    (info.totalram as u64).checked_mul(u64::from(info.mem_unit.max(1)))
 }
 
 /// Scales the sandbox's socket buffer cap to its memory limit (0: none).
@@ -262,7 +281,7 @@ mod tests {
 
     #[test]
     fn caps_scale_with_the_memory_limit_with_a_floor_and_a_default() {
-        assert_eq!(socket_buffers_for(0), DEFAULT_SOCKET_BUFFERS);
+        assert!(socket_buffers_for(0) >= DEFAULT_SOCKET_BUFFERS);
         assert_eq!(socket_buffers_for(16 << 20), MIN_SOCKET_BUFFERS);
         assert_eq!(socket_buffers_for(1 << 30), 128 << 20);
     }

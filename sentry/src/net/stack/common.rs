@@ -2,9 +2,11 @@
 //! re-arms the stack thread's timer once released, and the socket bookkeeping every
 //! protocol uses (adding/removing smoltcp sockets, readiness snapshots, orphans).
 //!
-//! A socket may hold a charge on the sandbox's socket buffer budget for buffers beyond
-//! the default that the guest asked for ([`State::add_charged`]); it is returned when the
-//! socket leaves its set.
+//! Every smoltcp socket holds a charge on the sandbox's socket buffer budget for the whole
+//! of its buffers ([`bufs`](super::bufs), [`State::add_charged`]), returned when it leaves
+//! its set ([`State::remove_socket`]: closed, finished orphan, listener pool, UDP/ICMP
+//! rebind or close). Under budget pressure TCP connections the guest closed give theirs back
+//! as soon as they reach TIME_WAIT, as Linux ends TIME_WAIT early when it has too many.
 
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
@@ -18,11 +20,12 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{icmp, tcp, udp, AnySocket};
 use smoltcp::time::Instant;
 
+use super::bufs::{self, TcpParams};
 use super::iface::{Dev, Kind, Links, Watch, LO};
 use super::listen::Listener;
 use super::ports::Ports;
 use super::MAX_SOCKETS;
-use crate::kernel::membudget::Charge;
+use crate::kernel::membudget::{Charge, MemBudget};
 use crate::kernel::wait::WaitQueue;
 use crate::net::NetError;
 
@@ -61,6 +64,8 @@ pub(crate) struct State {
     pub next_id: u64,
     pub orphans: Vec<Orphan>,
     pub nsockets: usize,
+    /// The budget the sockets' buffers are charged to (the sandbox's socket buffers).
+    pub budget: &'static MemBudget,
     /// The budget charges of sockets' buffers, returned by `remove_socket`.
     pub charges: HashMap<(usize, SocketHandle), Charge>,
     /// Owners whose readiness changed: notified once the lock is released.
@@ -125,21 +130,65 @@ impl State {
         Ok(h)
     }
 
-    /// [`add_socket`](Self::add_socket) for a socket whose buffers may hold `charge`,
-    /// which is returned when the socket is removed.
+    /// [`add_socket`](Self::add_socket) for a socket whose buffers hold `charge`, which
+    /// is returned when the socket is removed.
     pub fn add_charged<T: AnySocket<'static>>(
         &mut self,
         link: usize,
         s: T,
         kind: Kind,
         owner: &Arc<Core>,
-        charge: Option<Charge>,
+        charge: Charge,
     ) -> Result<SocketHandle, Errno> {
         let h = self.add_socket(link, s, kind, owner)?;
-        if let Some(c) = charge {
-            self.charges.insert((link, h), c);
-        }
+        self.charges.insert((link, h), charge);
         Ok(h)
+    }
+
+    /// A new smoltcp TCP socket for `link` and the charge of its buffers (ENOBUFS when the
+    /// budget cannot take even the smallest, as Linux's connect when it cannot allocate).
+    pub fn new_tcp(
+        &mut self,
+        p: &TcpParams,
+        link: usize,
+    ) -> Result<(tcp::Socket<'static>, Charge), Errno> {
+        self.reap_orphans();
+        bufs::tcp_socket(p, link, self.budget).ok_or_else(|| self.refused("TCP"))
+    }
+
+    /// A new smoltcp UDP socket and the charge of its buffers (ENOBUFS as `new_tcp`).
+    pub fn new_udp(&mut self) -> Result<(udp::Socket<'static>, Charge), Errno> {
+        self.reap_orphans();
+        bufs::udp_socket(self.budget).ok_or_else(|| self.refused("UDP"))
+    }
+
+    /// A new smoltcp ICMP socket and the charge of its buffers (ENOBUFS as `new_tcp`).
+    pub fn new_icmp(&mut self) -> Result<(icmp::Socket<'static>, Charge), Errno> {
+        self.reap_orphans();
+        bufs::icmp_socket(self.budget).ok_or_else(|| self.refused("ICMP"))
+    }
+
+    fn refused(&self, what: &str) -> Errno {
+        tracing::debug!(
+            used = self.budget.used(),
+            max = self.budget.max(),
+            sockets = self.nsockets,
+            "network: socket buffer budget spent, no new {what} socket"
+        );
+        Errno::ENOBUFS
+    }
+
+    /// Refills the listeners that could not take new connections for lack of budget
+    /// (before packets come in, so that a retried SYN finds room freed since).
+    pub fn refill_starved(&mut self) {
+        if self
+            .links
+            .links
+            .iter_mut()
+            .any(|l| !l.syn_drop().is_empty())
+        {
+            self.refill_listeners();
+        }
     }
 
     pub fn remove_socket(&mut self, link: usize, h: SocketHandle) {
@@ -178,6 +227,7 @@ impl State {
     /// Runs the link inline on the caller's thread: loopback until no packet is left in
     /// flight, an ethernet link's egress (its ingress is the stack thread's).
     pub fn poll(&mut self, link: usize) {
+        self.refill_starved();
         let now = self.now();
         self.touched |= 1 << link.min(63);
         if link == LO {
@@ -307,7 +357,10 @@ impl State {
         }
     }
 
+    /// Drops the orphans smoltcp is done with, and under budget pressure those in
+    /// TIME_WAIT (whose buffers smoltcp would keep for 10 s more).
     fn reap_orphans(&mut self) {
+        let pressure = bufs::under_pressure(self.budget);
         let mut i = 0;
         while i < self.orphans.len() {
             let o = &self.orphans[i];
@@ -315,7 +368,8 @@ impl State {
             // Closed with its RST (if any) sent: smoltcp forgets the tuple then.
             let done = self.links.links[link].watches.contains_key(&h) && {
                 let s = self.tcp(link, h);
-                s.state() == tcp::State::Closed && s.remote_endpoint().is_none()
+                (s.state() == tcp::State::Closed && s.remote_endpoint().is_none())
+                    || (pressure && s.state() == tcp::State::TimeWait)
             };
             if done || !self.links.links[link].watches.contains_key(&h) {
                 let o = self.orphans.swap_remove(i);
@@ -452,7 +506,7 @@ impl Drop for Locked<'_> {
 }
 
 impl Shared {
-    pub fn new(links: Links) -> Result<Arc<Shared>, NetError> {
+    pub fn new(links: Links, budget: &'static MemBudget) -> Result<Arc<Shared>, NetError> {
         // SAFETY: eventfd(2) takes no pointers; the result is checked before use.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
@@ -467,6 +521,7 @@ impl Shared {
             next_id: 0,
             orphans: Vec::new(),
             nsockets: 0,
+            budget,
             charges: HashMap::new(),
             pending: Vec::new(),
             touched: 0,

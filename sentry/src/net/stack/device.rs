@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
+use smoltcp::wire::{IpAddress, IpListenEndpoint};
 
 use crate::net::IfStats;
 
@@ -16,9 +17,79 @@ const LOOP_QUEUE: usize = 4096;
 /// The largest frame read from a packet socket: GSO frames from a veth reach 64 KiB.
 pub(crate) const RX_FRAME: usize = 65536 + 64;
 
+/// The listen endpoints (by listener id) of a link whose listener has no socket left to
+/// take a connection because the socket buffer budget is spent. A SYN to one is dropped
+/// before smoltcp sees it, as Linux drops a SYN it has no room for, so that the peer
+/// retries later; smoltcp would answer it with a reset (connection refused).
+#[derive(Default)]
+pub(crate) struct SynDrop(Vec<(u64, IpListenEndpoint)>);
+
+impl SynDrop {
+    /// Drops (`on`) or stops dropping SYNs to listener `id`'s endpoint.
+    pub fn set(&mut self, id: u64, ep: IpListenEndpoint, on: bool) {
+        self.0.retain(|(i, _)| *i != id);
+        if on {
+            self.0.push((id, ep));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether IP packet `p` is a SYN (without ACK) to one of the endpoints.
+    fn drops(&self, p: &[u8]) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        let Some((addr, port)) = syn_dst(p) else {
+            return false;
+        };
+        self.0
+            .iter()
+            .any(|(_, ep)| ep.port == port && !matches!(ep.addr, Some(a) if a != addr))
+    }
+
+    /// [`drops`](Self::drops) for an ethernet frame.
+    fn drops_frame(&self, f: &[u8]) -> bool {
+        !self.0.is_empty()
+            && matches!(f.get(12..14), Some([0x08, 0x00] | [0x86, 0xdd]))
+            && self.drops(&f[14..])
+    }
+}
+
+/// If `p` (an IP packet) is a TCP SYN without ACK: its destination address and port.
+pub(crate) fn syn_dst(p: &[u8]) -> Option<(IpAddress, u16)> {
+    let (addr, tcp) = match p.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            // TCP, and the first fragment (the only one with the header).
+            let frag_off = u16::from_be_bytes([*p.get(6)?, *p.get(7)?]) & 0x1fff;
+            if ihl < 20 || *p.get(9)? != 6 || frag_off != 0 {
+                return None;
+            }
+            let b: [u8; 4] = p.get(16..20)?.try_into().ok()?;
+            (IpAddress::Ipv4(Ipv4Addr::from(b)), p.get(ihl..)?)
+        }
+        6 => {
+            // Next header TCP (a SYN carries no extension headers in practice).
+            if *p.get(6)? != 6 {
+                return None;
+            }
+            let b: [u8; 16] = p.get(24..40)?.try_into().ok()?;
+            (IpAddress::Ipv6(Ipv6Addr::from(b)), p.get(40..)?)
+        }
+        _ => return None,
+    };
+    let port = u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]);
+    // SYN set, ACK clear.
+    (*tcp.get(13)? & 0x12 == 0x02).then_some((addr, port))
+}
+
 /// Loopback: what is transmitted is received next.
 pub(crate) struct LoopDevice {
     pub queue: VecDeque<Vec<u8>>,
+    pub syn_drop: SynDrop,
     /// (source, destination) of UDP datagrams an ICMP "port unreachable" sent on this
     /// link answered (bounded; drained after every poll).
     pub unreachable: Vec<(SocketAddr, SocketAddr)>,
@@ -30,6 +101,7 @@ impl LoopDevice {
     pub fn new(mtu: usize, index: u32) -> LoopDevice {
         LoopDevice {
             queue: VecDeque::new(),
+            syn_drop: SynDrop::default(),
             unreachable: Vec::new(),
             // An IPv4 packet's total length is 16 bits: Linux's lo MTU of 65536 cannot be
             // filled (its TCP MSS there is below 65495), and a 65536-byte packet would wrap
@@ -127,8 +199,14 @@ impl phy::Device for LoopDevice {
     type TxToken<'a> = LoopTx<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(LoopRx, LoopTx<'_>)> {
-        let p = self.queue.pop_front()?;
-        Some((LoopRx(p), LoopTx(self)))
+        loop {
+            let p = self.queue.pop_front()?;
+            if self.syn_drop.drops(&p) {
+                self.stats.rx_dropped += 1;
+                continue;
+            }
+            return Some((LoopRx(p), LoopTx(self)));
+        }
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<LoopTx<'_>> {
@@ -151,6 +229,7 @@ pub(crate) struct PacketDevice {
     pub mtu: usize,
     rx: Vec<u8>,
     pub stats: IfStats,
+    pub syn_drop: SynDrop,
 }
 
 impl PacketDevice {
@@ -172,6 +251,7 @@ impl PacketDevice {
                 index,
                 ..Default::default()
             },
+            syn_drop: SynDrop::default(),
         })
     }
 
@@ -243,7 +323,11 @@ impl phy::Device for PacketDevice {
     type TxToken<'a> = PacketTx<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(PacketRx<'_>, PacketTx<'_>)> {
-        let n = self.read_frame()?;
+        let mut n = self.read_frame()?;
+        while self.syn_drop.drops_frame(&self.rx[..n]) {
+            self.stats.rx_dropped += 1;
+            n = self.read_frame()?;
+        }
         let fd = self.fd.as_raw_fd();
         Some((
             PacketRx(&self.rx[..n]),
@@ -275,5 +359,91 @@ impl phy::Device for PacketDevice {
         ck.icmpv6 = Checksum::Tx;
         caps.checksum = ck;
         caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IP packet carrying a TCP header to `dst`:`port` with `flags`.
+    fn tcp_packet(dst: IpAddr, port: u16, flags: u8) -> Vec<u8> {
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&port.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = flags;
+        let mut p = match dst {
+            IpAddr::V4(a) => {
+                let mut h = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1];
+                h.extend_from_slice(&a.octets());
+                h
+            }
+            IpAddr::V6(a) => {
+                let mut h = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+                h.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+                h.extend_from_slice(&a.octets());
+                h
+            }
+        };
+        p.extend_from_slice(&tcp);
+        p
+    }
+
+    #[test]
+    fn only_syns_to_a_starved_endpoint_are_dropped_in_packets_and_frames() {
+        let lo4: IpAddr = Ipv4Addr::LOCALHOST.into();
+        let lo6: IpAddr = Ipv6Addr::LOCALHOST.into();
+        let mut d = SynDrop::default();
+        assert!(!d.drops(&tcp_packet(lo4, 80, 0x02)));
+        // A wildcard listener on port 80 and one on [::1]:443.
+        d.set(
+            1,
+            IpListenEndpoint {
+                addr: None,
+                port: 80,
+            },
+            true,
+        );
+        d.set(
+            2,
+            IpListenEndpoint {
+                addr: Some(lo6.into()),
+                port: 443,
+            },
+            true,
+        );
+        assert!(d.drops(&tcp_packet(lo4, 80, 0x02)));
+        assert!(d.drops(&tcp_packet(lo6, 80, 0x02)));
+        assert!(d.drops(&tcp_packet(lo6, 443, 0x02)));
+        assert!(!d.drops(&tcp_packet(lo4, 443, 0x02)), "another address");
+        assert!(!d.drops(&tcp_packet(lo4, 81, 0x02)), "another port");
+        assert!(!d.drops(&tcp_packet(lo4, 80, 0x12)), "a SYN-ACK");
+        assert!(!d.drops(&tcp_packet(lo4, 80, 0x10)), "an ACK");
+        assert!(!d.drops(&tcp_packet(lo4, 80, 0x02)[..30]), "truncated");
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x86, 0xdd]);
+        frame.extend_from_slice(&tcp_packet(lo6, 443, 0x02));
+        assert!(d.drops_frame(&frame));
+        frame[12] = 0x81; // a VLAN tag or anything else: not parsed, not dropped
+        assert!(!d.drops_frame(&frame));
+        d.set(
+            1,
+            IpListenEndpoint {
+                addr: None,
+                port: 80,
+            },
+            false,
+        );
+        assert!(!d.drops(&tcp_packet(lo4, 80, 0x02)));
+        d.set(
+            2,
+            IpListenEndpoint {
+                addr: None,
+                port: 443,
+            },
+            false,
+        );
+        assert!(d.is_empty());
     }
 }

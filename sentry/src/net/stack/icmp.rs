@@ -24,9 +24,6 @@ use crate::net::addr;
 use crate::net::{Cmsg, NetSocket, Received};
 use crate::vfs::file::FileImpl;
 
-const PACKETS: usize = 64;
-const BYTES: usize = 128 << 10;
-
 #[derive(Default)]
 struct Icmp {
     ident: Option<u16>,
@@ -103,20 +100,11 @@ impl IcmpSocket {
             g.remove_socket(l, h);
         }
         for link in 0..g.links.links.len() {
-            let mut s = icmp::Socket::new(
-                icmp::PacketBuffer::new(
-                    vec![icmp::PacketMetadata::EMPTY; PACKETS],
-                    vec![0u8; BYTES],
-                ),
-                icmp::PacketBuffer::new(
-                    vec![icmp::PacketMetadata::EMPTY; PACKETS],
-                    vec![0u8; BYTES],
-                ),
-            );
+            let (mut s, charge) = g.new_icmp()?;
             s.set_hop_limit(c.opts.ttl);
             s.bind(icmp::Endpoint::Ident(ident))
                 .map_err(|_| Errno::EINVAL)?;
-            let h = g.add_socket(link, s, Kind::Icmp, &self.core)?;
+            let h = g.add_charged(link, s, Kind::Icmp, &self.core, charge)?;
             c.handles.push((link, h));
         }
         c.ident = Some(ident);

@@ -9,7 +9,7 @@ use smoltcp::iface::{Config, Interface, Route, SocketHandle, SocketSet};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
-use super::device::{LoopDevice, PacketDevice};
+use super::device::{LoopDevice, PacketDevice, SynDrop};
 use crate::net::{IfStats, LinkKind, NetError, NetworkSpec};
 
 /// The loopback link's index in [`Links::links`].
@@ -51,6 +51,14 @@ impl Link {
         match &self.dev {
             Dev::Loop(d) => d.mtu,
             Dev::Packet(d) => d.mtu,
+        }
+    }
+
+    /// The listen endpoints whose SYNs the link's device drops.
+    pub fn syn_drop(&mut self) -> &mut SynDrop {
+        match &mut self.dev {
+            Dev::Loop(d) => &mut d.syn_drop,
+            Dev::Packet(d) => &mut d.syn_drop,
         }
     }
 

@@ -1,7 +1,10 @@
 //! TCP listeners: a pool of smoltcp sockets in LISTEN per link (a smoltcp socket takes
 //! one connection), refilled after every packet that changed a socket; established
 //! connections move to the accept queue. Pending (SYN_RECV) plus queued connections are
-//! bounded by the backlog; beyond it the pool is not refilled.
+//! bounded by the backlog; beyond it the pool is not refilled. A pool socket's buffers are
+//! charged as any socket's; when the budget cannot take a new one and a link's pool has
+//! no socket left in LISTEN, that link's device drops SYNs to the listener (the peer
+//! retries) until a refill succeeds.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
@@ -13,64 +16,17 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpListenEndpoint};
 
+use super::bufs;
+pub(crate) use super::bufs::TcpParams;
 use super::common::{Core, State};
-use super::iface::{Kind, LO};
-use crate::kernel::membudget::{Charge, MemBudget, SOCKET_BUFFERS};
+use super::iface::Kind;
 
-/// Sockets in LISTEN kept ready per link.
+/// Sockets in LISTEN kept ready per link. Pools refill after every packet, so one is
+/// enough to take a burst of SYNs; under budget pressure that is all a pool keeps, since
+/// each holds the buffers of the connection it will take.
 const POOL_LISTEN: usize = 4;
 /// The largest backlog (Linux's net.core.somaxconn).
 pub(crate) const SOMAXCONN: usize = 4096;
-
-/// The per-connection settings a new smoltcp TCP socket gets.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TcpParams {
-    pub rx: usize,
-    pub tx: usize,
-    pub nodelay: bool,
-    pub keepalive: Option<Duration>,
-    pub hop_limit: Option<u8>,
-}
-
-/// The size of each ring buffer of a TCP socket that setsockopt did not enlarge
-/// (`SockOpts::tcp_buffers`' floor). Not charged: bounded by the socket count.
-const BASE_BUFFER: usize = 256 << 10;
-
-/// A new smoltcp TCP socket for `link`. Buffers that SO_RCVBUF/SO_SNDBUF made bigger than
-/// [`BASE_BUFFER`] (up to 4 MiB each, allocated whole) are charged beyond it to the
-/// sandbox's socket buffer budget; when it cannot take them the socket gets the base
-/// size instead, as Linux sizes buffers down under memory pressure.
-pub(crate) fn new_tcp(p: &TcpParams, link: usize) -> (tcp::Socket<'static>, Option<Charge>) {
-    new_tcp_in(p, link, &SOCKET_BUFFERS)
-}
-
-/// [`new_tcp`] charging `budget`.
-fn new_tcp_in(
-    p: &TcpParams,
-    link: usize,
-    budget: &'static MemBudget,
-) -> (tcp::Socket<'static>, Option<Charge>) {
-    let extra = p.rx.saturating_sub(BASE_BUFFER) + p.tx.saturating_sub(BASE_BUFFER);
-    let (rx, tx, charge) = match extra {
-        0 => (p.rx, p.tx, None),
-        _ => match budget.try_charge(extra) {
-            Some(c) => (p.rx, p.tx, Some(c)),
-            None => (p.rx.min(BASE_BUFFER), p.tx.min(BASE_BUFFER), None),
-        },
-    };
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; rx]),
-        tcp::SocketBuffer::new(vec![0u8; tx]),
-    );
-    s.set_nagle_enabled(!p.nodelay);
-    s.set_keep_alive(p.keepalive);
-    s.set_hop_limit(p.hop_limit);
-    if link == LO {
-        // Acknowledging at once costs nothing in memory and frees the peer's buffer.
-        s.set_ack_delay(None);
-    }
-    (s, charge)
-}
 
 pub(crate) struct Listener {
     pub core: Weak<Core>,
@@ -87,12 +43,20 @@ pub(crate) struct Listener {
 }
 
 impl State {
-    /// Starts a listener; its id.
+    /// Starts a listener; its id. A listener the budget has no room for yet starts with
+    /// SYNs dropped rather than failing (Linux's listen allocates no buffers).
     pub fn add_listener(&mut self, l: Listener) -> Result<u64, Errno> {
         let id = self.new_id();
+        let links = l.links.clone();
         self.listeners.insert(id, l);
         self.fill(id);
-        if self.listeners.get(&id).is_some_and(|l| l.pool.is_empty()) {
+        let starved = links.iter().any(|&k| {
+            self.links
+                .links
+                .get_mut(k)
+                .is_some_and(|lk| !lk.syn_drop().is_empty())
+        });
+        if !starved && self.listeners.get(&id).is_some_and(|l| l.pool.is_empty()) {
             self.close_listener(id);
             return Err(Errno::ENOBUFS);
         }
@@ -115,6 +79,11 @@ impl State {
             return;
         };
         let mut listening = vec![0usize; self.links.links.len()];
+        let pool_size = if bufs::under_pressure(self.budget) {
+            1
+        } else {
+            POOL_LISTEN
+        };
         let mut pending = 0;
         let mut grew = false;
         let mut i = 0;
@@ -122,6 +91,10 @@ impl State {
             let (link, h) = l.pool[i];
             let s = self.tcp(link, h);
             match s.state() {
+                tcp::State::Listen if listening[link] >= pool_size => {
+                    l.pool.swap_remove(i);
+                    self.remove_socket(link, h);
+                }
                 tcp::State::Listen => {
                     listening[link] += 1;
                     i += 1;
@@ -149,10 +122,14 @@ impl State {
                 }
             }
         }
+        let mut starved = vec![false; self.links.links.len()];
         if l.queue.len() + pending < l.backlog {
             for &link in &l.links {
-                while listening.get(link).is_some_and(|n| *n < POOL_LISTEN) {
-                    let (mut s, charge) = new_tcp(&l.params, link);
+                while listening.get(link).is_some_and(|n| *n < pool_size) {
+                    let Ok((mut s, charge)) = self.new_tcp(&l.params, link) else {
+                        starved[link] = true;
+                        break;
+                    };
                     if s.listen(l.endpoint).is_err() {
                         break;
                     }
@@ -165,6 +142,12 @@ impl State {
                     }
                     listening[link] += 1;
                 }
+            }
+        }
+        for &link in &l.links {
+            if let Some(lk) = self.links.links.get_mut(link) {
+                let on = starved[link] && listening[link] == 0;
+                lk.syn_drop().set(id, l.endpoint, on);
             }
         }
         if grew {
@@ -217,6 +200,11 @@ impl State {
         let Some(l) = self.listeners.remove(&id) else {
             return;
         };
+        for &link in &l.links {
+            if let Some(lk) = self.links.links.get_mut(link) {
+                lk.syn_drop().set(id, l.endpoint, false);
+            }
+        }
         let mut links = Vec::new();
         for (link, h) in l.pool.into_iter().chain(l.queue) {
             let s = self.tcp(link, h);
@@ -233,44 +221,5 @@ impl State {
         for link in links {
             self.poll(link);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(rx: usize, tx: usize) -> TcpParams {
-        TcpParams {
-            rx,
-            tx,
-            nodelay: false,
-            keepalive: None,
-            hop_limit: None,
-        }
-    }
-
-    #[test]
-    fn enlarged_tcp_buffers_are_charged_beyond_the_base_or_fall_back_to_it() {
-        let b: &'static MemBudget = Box::leak(Box::new(MemBudget::new(8 << 20)));
-        let (s, c) = new_tcp_in(&params(BASE_BUFFER, BASE_BUFFER), LO, b);
-        assert!(c.is_none());
-        assert_eq!(
-            (s.recv_capacity(), s.send_capacity()),
-            (BASE_BUFFER, BASE_BUFFER)
-        );
-        let big = params(4 << 20, 1 << 20);
-        let (s, c) = new_tcp_in(&big, LO, b);
-        assert_eq!((s.recv_capacity(), s.send_capacity()), (4 << 20, 1 << 20));
-        assert_eq!(b.used(), (4 << 20) + (1 << 20) - 2 * BASE_BUFFER);
-        // The budget cannot take a second one: base-size buffers, nothing charged.
-        let (s2, c2) = new_tcp_in(&big, LO, b);
-        assert!(c2.is_none());
-        assert_eq!(
-            (s2.recv_capacity(), s2.send_capacity()),
-            (BASE_BUFFER, BASE_BUFFER)
-        );
-        drop((s, c));
-        assert_eq!(b.used(), 0);
     }
 }

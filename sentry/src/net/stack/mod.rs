@@ -21,6 +21,12 @@
 //! packet the pools are refilled and established sockets move to the accept queue. The
 //! accept queue plus half-open sockets are bounded by the backlog (max 4096).
 //!
+//! # Memory
+//! smoltcp allocates a socket's buffers whole, so each is charged to the sandbox's socket
+//! buffer budget for the socket's whole life in the stack ([`bufs`]): sizes shrink under
+//! pressure, TIME_WAIT ends early, and when not even the smallest buffers fit a new socket
+//! fails with ENOBUFS, or a listener drops SYNs until room frees ([`device::SynDrop`]).
+//!
 //! # Threads and locking
 //! All smoltcp state is one [`State`] under a mutex ([`Shared`]). A stack thread
 //! ([`poll`]) blocks in poll(2) on the packet fds, an eventfd (kick) and the next smoltcp
@@ -41,6 +47,7 @@ use rvisor_syscalls::Errno;
 use super::{IfStats, NetError, NetworkSpec, NetworkStack, Proto, SocketEntry};
 use crate::vfs::file::FileImpl;
 
+mod bufs;
 mod common;
 mod device;
 mod icmp;
@@ -73,8 +80,17 @@ pub struct SandboxStack {
 
 impl SandboxStack {
     pub fn new(spec: NetworkSpec, fds: Vec<OwnedFd>) -> Result<Arc<SandboxStack>, NetError> {
+        Self::with_budget(spec, fds, &crate::kernel::membudget::SOCKET_BUFFERS)
+    }
+
+    /// A stack whose sockets' buffers are charged to `budget` (tests give their own).
+    pub(crate) fn with_budget(
+        spec: NetworkSpec,
+        fds: Vec<OwnedFd>,
+        budget: &'static crate::kernel::membudget::MemBudget,
+    ) -> Result<Arc<SandboxStack>, NetError> {
         let links = iface::Links::build(&spec, fds)?;
-        let shared = Shared::new(links)?;
+        let shared = Shared::new(links, budget)?;
         poll::spawn(&shared)?;
         Ok(Arc::new(SandboxStack { spec, shared }))
     }

@@ -230,13 +230,11 @@ impl SockOpts {
         Ok(true)
     }
 
-    /// The ring-buffer sizes a new smoltcp TCP socket gets: at least 256 KiB for the
-    /// receive side (so the window scales), bounded.
+    /// The ring-buffer sizes a new smoltcp TCP socket asks for (bounded): the link's
+    /// defaults raise them ([`tcp_default`](super::bufs::tcp_default)) so that the window
+    /// scales, and the budget may grant less ([`grant`](super::bufs::grant)).
     pub fn tcp_buffers(&self) -> (usize, usize) {
-        (
-            self.rcvbuf.clamp(256 << 10, MAX_BUF),
-            self.sndbuf.clamp(256 << 10, MAX_BUF),
-        )
+        (self.rcvbuf.min(MAX_BUF), self.sndbuf.min(MAX_BUF))
     }
 }
 

@@ -79,6 +79,8 @@ fn run(sh: &Shared) {
             return;
         }
         let mut st = sh.lock_thread();
+        // A listener short of budget gets another try before SYNs are dropped for it.
+        st.refill_starved();
         let now = st.now();
         for i in 0..st.links.links.len() {
             if matches!(st.links.links[i].dev, Dev::Loop(_)) {

@@ -16,7 +16,7 @@ use smoltcp::wire::IpListenEndpoint;
 
 use super::common::{sock_stat, tcp_state_num, wait, Core, Shared, State};
 use super::iface::{to_std, unmap, Kind};
-use super::listen::{new_tcp, Listener, TcpParams, SOMAXCONN};
+use super::listen::{Listener, TcpParams, SOMAXCONN};
 use super::opts::{deadline, get_int, int, SockOpts};
 use super::ports::{PortProto, Use};
 use crate::kernel::wait::WaitQueue;
@@ -574,7 +574,7 @@ impl NetSocket for TcpSocket {
                 addr: local_ip.filter(|a| !a.is_unspecified()).map(Into::into),
                 port,
             };
-            let (mut s, charge) = new_tcp(&t.params(), link);
+            let (mut s, charge) = g.new_tcp(&t.params(), link)?;
             s.set_timeout(Some(SDuration::from_secs(75)));
             let cx = g.links.links[link].iface.context();
             s.connect(cx, (dst.ip(), dst.port()), local)

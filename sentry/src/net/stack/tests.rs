@@ -7,7 +7,8 @@ use rvisor_syscalls::flags::poll::{POLLIN, POLLOUT};
 use rvisor_syscalls::flags::socket::*;
 use rvisor_syscalls::Errno;
 
-use super::SandboxStack;
+use super::{bufs, iface, SandboxStack};
+use crate::kernel::membudget::MemBudget;
 use crate::net::{addr, NetSocket, NetworkMode, NetworkSpec, NetworkStack, Proto};
 use crate::vfs::file::FileImpl;
 
@@ -281,4 +282,174 @@ fn tcp_send_unconnected_is_epipe_and_reconnect_after_nonblocking_connect_is_ok_o
         ns(&c).setsockopt(SOL_SOCKET, SO_REUSEADDR, &[1]),
         Err(Errno::EINVAL)
     );
+}
+
+/// A loopback-only stack charging `max` bytes of budget of its own.
+fn stack_with_budget(max: usize) -> (Arc<SandboxStack>, &'static MemBudget) {
+    let b: &'static MemBudget = Box::leak(Box::new(MemBudget::new(max)));
+    let st =
+        SandboxStack::with_budget(NetworkSpec::loopback_only(NetworkMode::None), Vec::new(), b)
+            .unwrap();
+    (st, b)
+}
+
+/// What a loopback TCP socket with the default buffers is charged, and one with the floor's.
+fn tcp_full() -> usize {
+    bufs::LO_TCP_RX + bufs::LO_TCP_TX + std::mem::size_of::<smoltcp::socket::tcp::Socket>()
+}
+
+fn tcp_floor() -> usize {
+    2 * bufs::TCP_FLOOR + std::mem::size_of::<smoltcp::socket::tcp::Socket>()
+}
+
+/// Rows of /proc/net/tcp in state `state` (Linux's number).
+fn tcp_in_state(st: &SandboxStack, state: u8) -> usize {
+    st.sockets(Proto::Tcp, false)
+        .iter()
+        .filter(|e| e.state == state)
+        .count()
+}
+
+/// A connected client and the server side accepted for it.
+type Pair = (Arc<dyn FileImpl>, Arc<dyn FileImpl>);
+
+fn connect_accept(st: &SandboxStack, l: &Arc<dyn FileImpl>, port: u16) -> Result<Pair, Errno> {
+    let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    ns(&c).connect(&sa(AF_INET, &format!("127.0.0.1:{port}")), false)?;
+    let (a, _) = ns(l).accept(true)?;
+    Ok((c, a))
+}
+
+#[test]
+fn tcp_buffers_are_charged_for_the_life_of_a_connection_time_wait_included() {
+    let (st, b) = stack_with_budget(64 << 20);
+    let (l, port) = listener(&st, AF_INET, "127.0.0.1:0", 8);
+    // The listener's pool: four sockets in LISTEN, with their buffers.
+    assert_eq!(b.used(), 4 * tcp_full());
+    let (c, a) = connect_accept(&st, &l, port).unwrap();
+    // The client, and the pool socket that took the connection is replaced.
+    assert_eq!(b.used(), 6 * tcp_full());
+    ns(&c).send(b"bytes", None, &[], 0, false).unwrap();
+    assert_eq!(recv_all(&a, 5), b"bytes");
+    drop(a); // the server closes first: its side lingers in TIME_WAIT, still charged
+    let mut buf = [0u8; 1];
+    assert_eq!(ns(&c).recv(&mut buf, 0, false).unwrap().len, 0);
+    drop(c);
+    assert_eq!(tcp_in_state(&st, 6), 1, "one connection in TIME_WAIT");
+    assert_eq!(b.used(), 5 * tcp_full());
+    // Under pressure the TIME_WAIT connection gives its buffers back at the next poll,
+    // and the listener keeps one socket ready instead of four.
+    b.set_max(6 * tcp_full());
+    st.shared.lock().poll(iface::LO);
+    assert_eq!(tcp_in_state(&st, 6), 0);
+    assert_eq!(b.used(), tcp_full());
+    drop(l);
+    assert_eq!(b.used(), 0);
+}
+
+#[test]
+fn a_spent_budget_shrinks_then_refuses_new_tcp_sockets_and_dropped_syns_are_retried() {
+    let (st, b) = stack_with_budget(64 << 20);
+    let (l, port) = listener(&st, AF_INET, "127.0.0.1:0", 16);
+    let to = sa(AF_INET, &format!("127.0.0.1:{port}"));
+    // Room for one more small socket at a time: each client takes it, so the listener
+    // cannot replace the pool sockets that connections take, until it has none left and
+    // drops the next SYN instead of refusing the connection.
+    let mut held = Vec::new();
+    let c = loop {
+        assert!(held.len() < 8, "the listener never ran out");
+        b.set_max(b.used() + tcp_floor());
+        let c = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+        assert_eq!(ns(&c).connect(&to, true), Err(Errno::EINPROGRESS));
+        match ns(&l).accept(true) {
+            Ok((a, _)) => held.push((c, a)),
+            Err(e) => {
+                assert_eq!(e, Errno::EAGAIN);
+                break c;
+            }
+        }
+    };
+    assert_eq!(
+        ns(&c).getsockopt(SOL_SOCKET, SO_ERROR, 4).unwrap(),
+        0i32.to_ne_bytes(),
+        "not refused"
+    );
+    assert_eq!(tcp_in_state(&st, 2), 1, "the client still in SYN_SENT");
+    {
+        let g = st.shared.lock();
+        let caps: Vec<usize> = g
+            .links
+            .links
+            .iter()
+            .flat_map(|lk| lk.watches.keys().map(move |h| (lk, *h)))
+            .map(|(lk, h)| {
+                lk.set
+                    .get::<smoltcp::socket::tcp::Socket>(h)
+                    .recv_capacity()
+            })
+            .collect();
+        assert!(
+            caps.iter().filter(|c| **c == bufs::TCP_FLOOR).count() > held.len(),
+            "small sockets under pressure: {caps:?}"
+        );
+    }
+    // Nothing left: a new connection is refused ENOBUFS.
+    let c2 = st.socket(AF_INET, SOCK_STREAM, 0, false).unwrap();
+    assert_eq!(ns(&c2).connect(&to, true), Err(Errno::ENOBUFS));
+    assert!(b.used() <= b.max());
+    // Room again: the client's retransmitted SYN gets through.
+    b.set_max(64 << 20);
+    let (a, _) = ns(&l).accept(false).unwrap();
+    assert_eq!(ns(&c).connect(&to, false), Ok(()));
+    ns(&a).send(b"late", None, &[], 0, false).unwrap();
+    assert_eq!(recv_all(&c, 4), b"late");
+    drop((a, c, c2, held, l));
+    b.set_max(1);
+    st.shared.lock().poll(iface::LO);
+    assert_eq!(
+        b.used(),
+        0,
+        "every charge returned once TIME_WAIT is cut short"
+    );
+}
+
+#[test]
+fn udp_and_ping_sockets_are_charged_per_link_and_refused_enobufs_when_nothing_fits() {
+    let (st, b) = stack_with_budget(4 << 20);
+    let mut held = Vec::new();
+    let err = loop {
+        let u = st.socket(AF_INET, SOCK_DGRAM, 0, false).unwrap();
+        match ns(&u).bind(&sa(AF_INET, "127.0.0.1:0")) {
+            Ok(()) => held.push(u),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err, Errno::ENOBUFS);
+    assert!(
+        held.len() >= 10 && b.used() <= b.max(),
+        "{} sockets",
+        held.len()
+    );
+    let p = st.socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP, false).unwrap();
+    let req = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    assert_eq!(
+        ns(&p).send(&req, Some(&sa(AF_INET, "127.0.0.1:0")), &[], 0, false),
+        Err(Errno::ENOBUFS)
+    );
+    // A datagram as large as UDP allows still passes between the smallest sockets.
+    let (rx, tx) = (held.pop().unwrap(), held.pop().unwrap());
+    let to = ns(&rx).local_name().unwrap();
+    let big = vec![9u8; 65507];
+    assert_eq!(ns(&tx).send(&big, Some(&to), &[], 0, false), Ok(65507));
+    assert_eq!(
+        ns(&rx).recv(&mut vec![0u8; 70000], 0, false).unwrap().len,
+        65507
+    );
+    drop(held);
+    assert_eq!(
+        ns(&p).send(&req, Some(&sa(AF_INET, "127.0.0.1:0")), &[], 0, false),
+        Ok(8)
+    );
+    drop((p, rx, tx));
+    assert_eq!(b.used(), 0);
 }

@@ -24,9 +24,6 @@ use crate::net::addr;
 use crate::net::{Cmsg, NetSocket, Received};
 use crate::vfs::file::FileImpl;
 
-const RX_BYTES: usize = 256 << 10;
-const TX_BYTES: usize = 160 << 10;
-const PACKETS: usize = 128;
 const SIOCOUTQ: u32 = 0x5411;
 
 #[derive(Default)]
@@ -46,19 +43,6 @@ pub(crate) struct UdpSocket {
     domain: i32,
     ino: u64,
     st: Mutex<Udp>,
-}
-
-fn new_udp() -> udp::Socket<'static> {
-    udp::Socket::new(
-        udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; PACKETS],
-            vec![0u8; RX_BYTES],
-        ),
-        udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; PACKETS],
-            vec![0u8; TX_BYTES],
-        ),
-    )
 }
 
 impl UdpSocket {
@@ -106,12 +90,11 @@ impl UdpSocket {
         };
         let mut handles = Vec::new();
         for link in g.links.links_for_bind(ip) {
-            let mut s = new_udp();
-            s.set_hop_limit(u.opts.ttl);
-            let r = s
-                .bind(endpoint)
-                .map_err(|_| Errno::EINVAL)
-                .and_then(|_| g.add_socket(link, s, Kind::Udp, &self.core));
+            let r = g.new_udp().and_then(|(mut s, charge)| {
+                s.set_hop_limit(u.opts.ttl);
+                s.bind(endpoint).map_err(|_| Errno::EINVAL)?;
+                g.add_charged(link, s, Kind::Udp, &self.core, charge)
+            });
             match r {
                 Ok(h) => handles.push((link, h)),
                 Err(e) => {
