@@ -345,3 +345,32 @@ fn events_stats_reports_the_containers_processes() {
     // Stats of a stopped or unknown container: one clear error.
     assert_clean_error(&b.rv(&["events", "--stats", "s1"]));
 }
+
+/// `rvisor wait --pid` of a process that exited but that nobody reaps (its parent exec'd
+/// `sleep`) reports its exit status, and the sandbox keeps answering afterwards (the control
+/// server once deadlocked on the zombie's lock, hanging `wait`, `ps` and the zombie's exit).
+#[test]
+fn wait_for_an_unreaped_zombie_reports_its_status() {
+    let b = Bundle::new("oci-zombie", &["sh", "-c", "sh -c 'exit 7' & echo $!; exec sleep 1000"]);
+    let d = b.rv_detached("z1", &["create", "--bundle", b.dir().to_str().unwrap(), "z1"]);
+    assert_eq!(d.code, Some(0), "create: {}", d.stderr);
+    b.rv(&["start", "z1"]).assert_code(0);
+    let deadline = std::time::Instant::now() + rvisor_tests::timeout();
+    let pid = loop {
+        let out = std::fs::read_to_string(&d.out).unwrap_or_default();
+        if let Some(line) = out.lines().next() {
+            break line.trim().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid printed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let w = b.rv(&["wait", "--pid", &pid, "z1"]);
+    assert_eq!(w.code(), Some(7), "{}", w.dump());
+    assert!(w.stdout_str().contains("\"exitStatus\":7"), "{}", w.dump());
+    // Still answering: the zombie is listed by ps until its parent reaps it (never).
+    let ps = b.rv(&["ps", "z1"]);
+    ps.assert_code(0);
+    assert!(ps.stdout_str().contains("sleep"), "{}", ps.dump());
+    b.rv(&["kill", "z1", "KILL"]).assert_code(0);
+    b.rv(&["delete", "--force", "z1"]).assert_code(0);
+}

@@ -2,8 +2,10 @@
 //! the test's own, runs containers through its stock runc shim with rvisor as the runc
 //! binary (`ctr --runc-binary`), from a busybox OCI image built here with umoci.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rvisor_tests::TempDir;
@@ -24,6 +26,82 @@ fn ctr(d: &Containerd, args: &[&str]) -> std::process::Output {
     let out = Command::new("timeout").arg("60").arg("ctr").arg("-a").arg(&d.sock).args(args).stdin(Stdio::null()).output().unwrap();
     eprintln!("ctr {args:?} -> {:?}\n{}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// A child's output, read on a thread so the test can wait for a line while it runs.
+fn output_channel(mut from: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs `cmd` with its stdin a pipe of the test's: once its output shows `until`, types a
+/// newline and closes the pipe; returns its status and all its output.
+///
+/// The containers' programs print, then wait for that line before they exit: Debian's ctr
+/// (containerd 1.6) sometimes drops the whole output of a process that exits at once, with
+/// runc as with rvisor (here, under load, a few times in a few hundred `ctr task exec`s, tty
+/// or not; its exit status still arrives). Output that reached the test has been read by ctr.
+fn run_typed(mut cmd: Command, until: &str) -> (std::process::ExitStatus, Vec<u8>) {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let out = output_channel(child.stdout.take().unwrap());
+    let err = output_channel(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + rvisor_tests::timeout();
+    while !String::from_utf8_lossy(&seen).contains(until) {
+        match out.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => break,
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(b"\n");
+    drop(stdin);
+    let status = child.wait().unwrap();
+    seen.extend(out.iter().flatten());
+    seen.extend(err.iter().flatten());
+    (status, seen)
+}
+
+/// `ctr args`, typed at as [`run_typed`] does.
+fn ctr_typed(d: &Containerd, args: &[&str], until: &str) -> (std::process::ExitStatus, String) {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("60").arg("ctr").arg("-a").arg(&d.sock).args(args);
+    let (status, out) = run_typed(cmd, until);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    eprintln!("ctr {args:?} -> {status:?}\n{text}");
+    (status, text)
+}
+
+/// `command` (a ctr command line) under script(1), so that ctr's stdio is a terminal, typed
+/// at as [`run_typed`] does.
+fn ctr_on_terminal(command: &str, until: &str) -> (std::process::ExitStatus, Vec<u8>) {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "script", "-qfec", command, "/dev/null"]);
+    let (status, out) = run_typed(cmd, until);
+    eprintln!("{command} -> {status:?}\n{}", String::from_utf8_lossy(&out));
+    (status, out)
+}
+
+/// What a hung exec left behind, for the failure message: the container's processes as
+/// its shim sees them and the exec-wait processes still waiting.
+fn diagnose(d: &Containerd, id: &str) -> String {
+    let ps = Command::new("timeout").args(["10", "ctr", "-a", &d.sock, "task", "ps", id]).output().unwrap();
+    let waiting: Vec<_> = rvisor_tests::host_processes().into_iter().filter(|p| p.exe.ends_with("/rvisor") && p.cmdline.contains(" exec-wait ")).collect();
+    format!(
+        "ctr task ps {id} ({:?}):\n{}{}\nexec-wait processes:\n{}",
+        ps.status,
+        String::from_utf8_lossy(&ps.stdout),
+        String::from_utf8_lossy(&ps.stderr),
+        rvisor_tests::describe_processes(&waiting)
+    )
 }
 
 fn sh(cmd: &str) {
@@ -82,9 +160,9 @@ fn containerd_runs_containers_through_the_runc_shim() {
     let img = "localhost/bb:latest";
 
     // 1. uname -r prints rvisor's release.
-    let o = ctr(&d, &["run", "--rm", "--runc-binary", rv, img, "c1", "uname", "-r"]);
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("rvisor"));
+    let (st, text) = ctr_typed(&d, &["run", "--rm", "--runc-binary", rv, img, "c1", "sh", "-c", "uname -r; read line"], "\n");
+    assert!(st.success(), "{text}");
+    assert!(text.contains("rvisor"), "{text}");
 
     // 2. A running task (ctr run in the background), an exec in it, SIGTERM → 143.
     let mut runner = Command::new("ctr")
@@ -101,9 +179,9 @@ fn containerd_runs_containers_through_the_runc_shim() {
     }
     let ls = ctr(&d, &["task", "ls"]);
     assert!(String::from_utf8_lossy(&ls.stdout).lines().any(|l| l.starts_with("c2") && l.contains("RUNNING")));
-    let o = ctr(&d, &["task", "exec", "--exec-id", "e1", "c2", "sh", "-c", "echo $$"]);
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().is_ok());
+    let (st, text) = ctr_typed(&d, &["task", "exec", "--exec-id", "e1", "c2", "sh", "-c", "echo $$; read line"], "\n");
+    assert!(st.success(), "{text}");
+    assert!(text.trim().parse::<u32>().is_ok(), "{text}");
     assert!(ctr(&d, &["task", "kill", "-s", "SIGTERM", "c2"]).status.success());
     assert_eq!(runner.wait().unwrap().code(), Some(143));
     // A foreground `ctr run` deletes its task when it ends; the container stays.
@@ -120,17 +198,15 @@ fn containerd_runs_containers_through_the_runc_shim() {
     };
     assert_eq!(task_state(&d).as_deref(), Some("RUNNING"));
     // An exec with a terminal (`rvisor exec --tty --console-socket`), under script(1): the
-    // process's stdio is a pty of the sandbox, its output reaches ctr's terminal, and its
-    // exit status is ctr's.
-    let o = Command::new("timeout")
-        .args(["60", "script", "-qfec", &format!("ctr -a {} task exec -t --exec-id e2 c4 sh -c 'tty; echo done; exit 3'", d.sock), "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
+    // process's stdio is a pty of the sandbox, its output reaches ctr's terminal, the line
+    // typed reaches it, and its exit status is ctr's. (The sandbox once deadlocked when its
+    // exec console's watcher polled the process in the middle of its exit: the process never
+    // finished, so neither did ctr.)
+    let (st, out) = ctr_on_terminal(&format!("ctr -a {} task exec -t --exec-id e2 c4 sh -c 'tty; echo done; read line; exit 3'", d.sock), "done");
+    let text = String::from_utf8_lossy(&out);
     assert!(text.contains("/dev/pts/") && text.contains("done"), "{text}");
-    assert_eq!(o.status.code(), Some(3), "{text}");
-    assert!(!o.stdout.contains(&0), "a NUL byte on the terminal: {:?}", text);
+    assert_eq!(st.code(), Some(3), "{text}\n{}", diagnose(&d, "c4"));
+    assert!(!out.contains(&0), "a NUL byte on the terminal: {:?}", text);
     assert!(ctr(&d, &["task", "kill", "-s", "SIGKILL", "c4"]).status.success());
     let deadline = std::time::Instant::now() + rvisor_tests::timeout();
     while task_state(&d).as_deref() != Some("STOPPED") {
@@ -141,16 +217,12 @@ fn containerd_runs_containers_through_the_runc_shim() {
     assert!(ctr(&d, &["container", "rm", "c4"]).status.success());
 
     // 3. A terminal, under script(1).
-    let o = Command::new("timeout")
-        .args(["60", "script", "-qfec", &format!("ctr -a {} run --rm -t --runc-binary {rv} {img} c3 sh -c 'tty; echo done'", d.sock), "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && text.contains("/dev/pts/") && text.contains("done"), "{text}");
+    let (st, out) = ctr_on_terminal(&format!("ctr -a {} run --rm -t --runc-binary {rv} {img} c3 sh -c 'tty; echo done; read line'", d.sock), "done");
+    let text = String::from_utf8_lossy(&out);
+    assert!(st.success() && text.contains("/dev/pts/") && text.contains("done"), "{text}");
     // The console carries only the program's output: no stray byte (the sandbox's readiness
     // byte once leaked onto it as a NUL).
-    assert!(!o.stdout.contains(&0), "a NUL byte on the terminal: {:?}", text);
+    assert!(!out.contains(&0), "a NUL byte on the terminal: {:?}", text);
 
     // Nothing left behind: no rvisor process started by this containerd, no cgroup.
     let c = ctr(&d, &["container", "ls", "-q"]);

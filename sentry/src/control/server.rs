@@ -307,16 +307,26 @@ fn exec(k: &Arc<Kernel>, p: ProcessSpec, fds: Vec<OwnedFd>) -> Result<i32, Respo
 /// Polls until thread group `pid` has finished running.
 fn wait_gone(k: &Kernel, pid: i32) -> Option<ExitStatus> {
     loop {
-        let Some(tg) = k.group(pid) else { return None };
-        if let TgState::Zombie(st) | TgState::Exiting(st) = tg.lock().state {
-            if tg.lock().threads.is_empty() {
-                return Some(st);
-            }
-        }
-        if matches!(tg.lock().state, TgState::Dead) {
-            return None;
+        let tg = k.group(pid)?;
+        if let Some(done) = finished(&tg) {
+            return done;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `tg` has finished running: `Some(Some(status))` once it exited and its last
+/// thread is gone, `Some(None)` once it was reaped, `None` while it runs.
+///
+/// The group's lock is taken once and released on return. (A guard in an `if let`
+/// scrutinee lives through the whole block: locking the group again inside it deadlocked
+/// this thread while it held the lock, so the exiting process, `Wait` and `Ps` hung too.)
+fn finished(tg: &ThreadGroup) -> Option<Option<ExitStatus>> {
+    let g = tg.lock();
+    match g.state {
+        TgState::Zombie(st) | TgState::Exiting(st) if g.threads.is_empty() => Some(Some(st)),
+        TgState::Dead => Some(None),
+        _ => None,
     }
 }
 
@@ -480,4 +490,45 @@ pub fn host_access_mode(fd: &OwnedFd) -> std::io::Result<u32> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(fl as u32 & O_ACCMODE)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::{Mutex, Weak};
+
+    use rvisor_syscalls::types::SigAction;
+
+    use super::*;
+
+    fn group(state: TgState) -> Arc<ThreadGroup> {
+        let tg = ThreadGroup::new(7, Weak::new(), 7, 7, 0, Arc::new(Mutex::new([SigAction::default(); 64])));
+        tg.lock().state = state;
+        tg
+    }
+
+    /// `finished` on another thread; a deadlock inside it fails the test instead of hanging
+    /// the run (the bound only catches a hang: a working call returns at once).
+    fn finished_elsewhere(tg: &Arc<ThreadGroup>) -> Option<Option<ExitStatus>> {
+        let (tx, rx) = mpsc::channel();
+        let t = tg.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(finished(&t));
+        });
+        rx.recv_timeout(Duration::from_secs(60)).expect("finished() deadlocked on the group's lock")
+    }
+
+    #[test]
+    fn an_exited_group_is_seen_finished_and_its_lock_is_free_again() {
+        // The state an exec'd process is in between exit_group and its reaping, which the
+        // exec console's watcher and `Wait` of a process not started by the control server
+        // poll for (a zombie nobody reaps stays in it).
+        for state in [TgState::Exiting(ExitStatus::Exited(3)), TgState::Zombie(ExitStatus::Exited(3))] {
+            let tg = group(state);
+            assert_eq!(finished_elsewhere(&tg), Some(Some(ExitStatus::Exited(3))));
+            assert!(tg.lock().threads.is_empty(), "the group's lock is free");
+        }
+        assert_eq!(finished_elsewhere(&group(TgState::Dead)), Some(None));
+        assert_eq!(finished_elsewhere(&group(TgState::Running)), None);
+    }
 }

@@ -313,6 +313,11 @@ impl Terminal {
         };
         self.queue.notify_all();
         if let Some(k) = self.kernel() {
+            // A session whose leader exited no longer has this controlling terminal (Linux
+            // clears it then): its id may belong to an unrelated process by now.
+            if sid > 0 && !jobctl::session_alive(&k, sid) {
+                return;
+            }
             if sid > 0 {
                 if let Some(leader) = k.group(sid) {
                     jobctl::signal_group(&k, &leader, SIGHUP);
