@@ -41,6 +41,7 @@
 //! The sentry must not `waitpid(-1, ..)` for arbitrary children: it would steal stub stops
 //! (any thread of a process may wait for the tracees of its other threads).
 
+mod blob;
 mod context;
 mod cpu;
 mod fp;
@@ -405,6 +406,12 @@ mod tests {
         let space = p.new_address_space().expect("address space");
         let thread = space_of(&space).current_thread().expect("stub thread");
         let flags = seccomp::STUB_CLONE_FLAGS | libc::CLONE_PTRACE as u64;
+        assert_clone_kills_with_sigsys(&thread, flags);
+    }
+
+    /// Injects `clone(flags, 0)` at the clone site of `thread`, which the stub filter must
+    /// answer by killing the stub with SIGSYS.
+    fn assert_clone_kills_with_sigsys(thread: &StubThread, flags: u64) {
         let r = {
             let mut st = thread.lock();
             stub::inject_at(
@@ -468,23 +475,7 @@ mod tests {
         }
         // The fork is the zygote's only one; a stub that tries it dies of the stub filter.
         let thread = space_of(&space).current_thread().expect("stub thread");
-        let r = {
-            let mut st = thread.lock();
-            stub::inject_at(
-                thread.tid,
-                &mut st,
-                stub::CLONE_ADDR,
-                stub::CLONE_TRAP_RIP,
-                libc::SYS_clone,
-                [seccomp::ZYGOTE_FORK_FLAGS, 0, 0, 0, 0, 0],
-            )
-        };
-        match r {
-            Err(PlatformError::StubDied { reason, .. }) => {
-                assert!(reason.contains(&format!("signal {}", libc::SIGSYS)), "{reason}")
-            }
-            r => panic!("expected StubDied, got {r:?}"),
-        }
+        assert_clone_kills_with_sigsys(&thread, seccomp::ZYGOTE_FORK_FLAGS);
     }
 
     #[test]
