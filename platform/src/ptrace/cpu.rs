@@ -2,8 +2,8 @@
 //!
 //! Every guest syscall is two wake-ups (stub → tracer, tracer → stub). On the project's
 //! machines a wake-up across CPUs costs ~100 µs and one on the same CPU ~6 µs, so a tracer
-//! thread and its stub run pinned to one CPU. A forked stub inherits the affinity mask of
-//! the thread that forked it; a stub *thread* made for a host thread is pinned by that host
+//! thread and its stub run pinned to one CPU. A new stub process inherits the zygote's
+//! affinity, which the zygote's master sets to the CPU of the requesting thread; a stub *thread* made for a host thread is pinned by that host
 //! thread (its tracer) to the CPU the host thread is pinned to.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

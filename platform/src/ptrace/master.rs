@@ -282,33 +282,33 @@ fn master_main(
     while let Ok(request) = requests.recv() {
         match request {
             Request::NewThread { cpu, reply } => {
-                if let Some(cpu) = cpu {
-                    // Best effort: only speed is at stake.
-                    let _ = cpu::set_thread_affinity(0, cpu);
-                    let _ = cpu::set_thread_affinity(leader.tid, cpu);
-                }
-                let r = retry_eagain(|| stub::clone_thread(&leader));
-                if let Err(e) = &r {
-                    tracing::debug!(pid = tgid, error = %e, "cannot make a stub thread");
-                }
-                let _ = reply.send(r);
+                let _ = reply.send(clone_on(&leader, cpu, stub::clone_thread));
             }
             Request::Fork { cpu, reply } => {
-                if let Some(cpu) = cpu {
-                    // Best effort, as for NewThread.
-                    let _ = cpu::set_thread_affinity(0, cpu);
-                    let _ = cpu::set_thread_affinity(leader.tid, cpu);
-                }
-                let r = retry_eagain(|| stub::fork_stub(&leader));
-                if let Err(e) = &r {
-                    tracing::debug!(pid = tgid, error = %e, "cannot fork a stub");
-                }
-                let _ = reply.send(r);
+                let _ = reply.send(clone_on(&leader, cpu, stub::fork_stub));
             }
             Request::Shutdown => break,
         }
     }
     finish(&leader);
+}
+
+/// Makes a new stub thread or process with `make` injected into `leader`, after moving the
+/// master and `leader` to `cpu` if given (best effort: only speed is at stake).
+fn clone_on(
+    leader: &StubThread,
+    cpu: Option<usize>,
+    make: fn(&StubThread) -> Result<i32, PlatformError>,
+) -> Result<i32, PlatformError> {
+    if let Some(cpu) = cpu {
+        let _ = cpu::set_thread_affinity(0, cpu);
+        let _ = cpu::set_thread_affinity(leader.tid, cpu);
+    }
+    let r = retry_eagain(|| make(leader));
+    if let Err(e) = &r {
+        tracing::debug!(pid = leader.tgid, error = %e, "cannot make a stub thread or process");
+    }
+    r
 }
 
 /// Kills the stub process unless its first thread is known to be gone, and reaps that
@@ -318,8 +318,8 @@ fn finish(leader: &StubThread) {
     if st.exited.is_some() {
         return;
     }
-    // SAFETY: kill takes integers; the first thread is our unreaped child, so its pid
-    // cannot have been recycled.
+    // SAFETY: kill takes integers; the first thread is our unreaped child (the zygote) or
+    // tracee (a stub), so its pid cannot have been recycled.
     unsafe { libc::kill(leader.tgid, libc::SIGKILL) };
     loop {
         match sys::wait(leader.tid, 0) {

@@ -58,7 +58,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use context::PtraceContext;
 pub use cpu::pin_current_thread;
-pub use stub::{STUB_ADDR, STUB_FPROG_ADDR, STUB_MEMFD, STUB_SIZE};
+pub use stub::{STUB_ADDR, STUB_MEMFD, STUB_SIZE};
 pub use seccomp::STUB_CLONE_FLAGS;
 
 use crate::{AddressSpace, Context, FpState, Perms, Platform, PlatformError, Regs};

@@ -226,10 +226,10 @@ fn build(rules: &[&ArgRule]) -> Vec<libc::sock_filter> {
 }
 
 /// Installs `filter` on the calling thread. Async-signal-safe (no allocation): used in the
-/// freshly forked stub. Returns the raw syscall result (0 on success, -1 with errno set).
+/// freshly forked zygote. Returns the raw syscall result (0 on success, -1 with errno set).
 ///
 /// # Safety
-/// Only sound to call in a process that may be confined for good (the stub child).
+/// Only sound to call in a process that may be confined for good (the zygote child).
 pub unsafe fn install(filter: &[libc::sock_filter]) -> libc::c_long {
     let prog = libc::sock_fprog {
         len: filter.len() as u16,

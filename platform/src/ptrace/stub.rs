@@ -71,7 +71,7 @@ fn describe_exit(status: WaitStatus) -> String {
 
 /// Reserves [`STUB_ADDR`] in the sentry as an inaccessible page, once per process, so that
 /// nothing of the sentry (a thread stack, a library, a heap arena) can ever live there: the
-/// forked stub then turns its copy of this page into the stub page without clobbering
+/// zygote then turns its copy of this page into the stub page without clobbering
 /// anything it still runs on. The sentry's copy stays `PROT_NONE`, so the sentry itself has
 /// no executable `syscall` gadget at a fixed address.
 pub fn reserve_stub_page() -> Result<(), PlatformError> {
@@ -208,9 +208,11 @@ impl Drop for ChildGuard {
     }
 }
 
-/// SIGKILLs the stub process `pid` and reaps it. Never panics.
+/// SIGKILLs the stub process `pid` (the zygote, our child, or a stub we trace) and reaps it.
+/// Never panics.
 pub fn kill_and_reap(pid: i32) {
-    // SAFETY: kill takes integers; `pid` is our unreaped child, so it cannot be recycled.
+    // SAFETY: kill takes integers; `pid` is our unreaped child or tracee, so it cannot be
+    // recycled.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     loop {
         match sys::wait(pid, 0) {

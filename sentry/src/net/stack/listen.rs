@@ -21,9 +21,9 @@ pub(crate) use super::bufs::TcpParams;
 use super::common::{Core, State};
 use super::iface::Kind;
 
-/// Sockets in LISTEN kept ready per link. Pools refill after every packet, so one is
-/// enough to take a burst of SYNs; under budget pressure that is all a pool keeps, since
-/// each holds the buffers of the connection it will take.
+/// Sockets in LISTEN kept ready per link. Under budget pressure a pool keeps one only
+/// (each holds the buffers of the connection it will take); pools refill after every
+/// packet, so one still takes a burst of SYNs.
 const POOL_LISTEN: usize = 4;
 /// The largest backlog (Linux's net.core.somaxconn).
 pub(crate) const SOMAXCONN: usize = 4096;
